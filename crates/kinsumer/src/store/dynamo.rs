@@ -1,0 +1,1 @@
+//! The DynamoDB implementation of the store.
