@@ -1,9 +1,12 @@
-//! Delivery: placeholder while being written.
+//! Delivery: the bounded buffer between shard readers and the caller, record
+//! hand-out (`next()` and `Stream`), acknowledgements and checkpoint watermarks.
 
-/// Acknowledges one record (manual mode).
-#[derive(Clone, Debug)]
-pub(crate) struct AckToken;
+pub(crate) mod batch;
+pub(crate) mod cursor;
+pub(crate) mod positions;
+pub(crate) mod receiver;
 
-impl AckToken {
-    pub(crate) fn ack(&self) {}
-}
+pub(crate) use batch::{AckToken, BatchProgress};
+pub(crate) use cursor::ShardCursor;
+pub(crate) use positions::PositionLog;
+pub(crate) use receiver::{channel, Receiver, Sender};

@@ -1,0 +1,444 @@
+//! The public consumer: build it, create its tables, run it, take records, stop it.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::Clock;
+use crate::coordinator::{Coordinator, Shared};
+use crate::delivery::{channel, Receiver};
+use crate::error::{Error, FailedPut, Result, ServiceErrorKind};
+use crate::kinesis::aws::AwsKinesis;
+use crate::kinesis::{KinesisTransport, PutEntry, PutOutcome};
+use crate::reader::backoff::Backoff;
+use crate::record::{ClientId, Record, SequenceNumber, ShardId};
+use crate::store::dynamo::DynamoStore;
+use crate::store::CoordinationStore;
+use crate::Config;
+
+/// A Kinesis consumer that shares a stream's shards with the other clients of
+/// the same application, coordinated through DynamoDB.
+///
+/// ```no_run
+/// # async fn demo() -> kinsumer::Result<()> {
+/// let sdk = aws_config::load_from_env().await;
+/// let mut consumer = kinsumer::Kinsumer::new(&sdk, "events", "billing", "", kinsumer::Config::new())?;
+/// consumer.create_required_tables().await?;
+/// consumer.run().await?;
+/// while let Some(record) = consumer.next().await {
+///     let record = record?;
+///     println!("{}: {} bytes", record.partition_key, record.data.len());
+/// }
+/// # Ok(()) }
+/// ```
+pub struct Kinsumer {
+    shared: Arc<Shared>,
+    state: State,
+}
+
+enum State {
+    Ready,
+    Running {
+        receiver: Receiver,
+        stop: CancellationToken,
+        task: JoinHandle<()>,
+    },
+    Stopped,
+}
+
+impl Kinsumer {
+    /// A consumer using the AWS SDK with `sdk_config` (the Go library's `New`).
+    /// An empty `client_name` becomes `<hostname>-<pid>`.
+    pub fn new(
+        sdk_config: &aws_config::SdkConfig,
+        stream: &str,
+        application: &str,
+        client_name: &str,
+        config: Config,
+    ) -> Result<Self> {
+        Self::from_clients(
+            aws_sdk_kinesis::Client::new(sdk_config),
+            aws_sdk_dynamodb::Client::new(sdk_config),
+            stream,
+            application,
+            client_name,
+            config,
+        )
+    }
+
+    /// A consumer using ready SDK clients (e.g. with custom endpoints or credentials).
+    pub fn from_clients(
+        kinesis: aws_sdk_kinesis::Client,
+        dynamodb: aws_sdk_dynamodb::Client,
+        stream: &str,
+        application: &str,
+        client_name: &str,
+        config: Config,
+    ) -> Result<Self> {
+        validate_application(application)?;
+        Self::with_backends(
+            Arc::new(AwsKinesis::new(kinesis)),
+            Arc::new(DynamoStore::new(dynamodb, application)),
+            stream,
+            client_name,
+            config,
+        )
+    }
+
+    /// A consumer over any transport and store (the Go library's
+    /// `NewWithInterfaces`), e.g. the in-memory ones:
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use kinsumer::{Config, Kinsumer};
+    /// use kinsumer::kinesis::memory::MemoryKinesis;
+    /// use kinsumer::store::memory::MemoryStore;
+    ///
+    /// let kinesis = MemoryKinesis::new();
+    /// let store = MemoryStore::new("app");
+    /// let consumer = Kinsumer::with_backends(Arc::new(kinesis), Arc::new(store), "stream", "worker-1", Config::new());
+    /// assert!(consumer.is_ok());
+    /// ```
+    pub fn with_backends(
+        transport: Arc<dyn KinesisTransport>,
+        store: Arc<dyn CoordinationStore>,
+        stream: &str,
+        client_name: &str,
+        config: Config,
+    ) -> Result<Self> {
+        if stream.is_empty() {
+            return Err(Error::NoStreamName);
+        }
+        config.validate()?;
+        let client_name = if client_name.is_empty() {
+            default_client_name()
+        } else {
+            client_name.to_string()
+        };
+        Ok(Kinsumer {
+            shared: Arc::new(Shared {
+                stream: Arc::from(stream),
+                client_id: ClientId::random(),
+                client_name,
+                config: Arc::new(config),
+                transport,
+                store,
+                clock: Clock::new(),
+            }),
+            state: State::Ready,
+        })
+    }
+
+    /// This client's name.
+    pub fn client_name(&self) -> &str {
+        &self.shared.client_name
+    }
+
+    /// This client's id (unique per consumer).
+    pub fn client_id(&self) -> &ClientId {
+        &self.shared.client_id
+    }
+
+    /// The stream consumed.
+    pub fn stream(&self) -> &str {
+        &self.shared.stream
+    }
+
+    /// The coordination store (e.g. to read the cluster state).
+    pub fn store(&self) -> &Arc<dyn CoordinationStore> {
+        &self.shared.store
+    }
+
+    /// Creates `<app>_clients`, `<app>_checkpoints` and `<app>_metadata` if
+    /// missing and waits until they are ACTIVE. Safe to call from several processes at once.
+    pub async fn create_required_tables(&self) -> Result<()> {
+        let config = &self.shared.config;
+        self.shared
+            .store
+            .create_tables(config.billing, config.dynamo_waiter_delay)
+            .await
+    }
+
+    /// Deletes the application's three tables and waits until they are gone.
+    pub async fn delete_tables(&self) -> Result<()> {
+        self.shared
+            .store
+            .delete_tables(self.shared.config.dynamo_waiter_delay)
+            .await
+    }
+
+    /// Checks the tables and the stream, joins the cluster and starts consuming.
+    /// Returns at once; records then come from [`Kinsumer::next`].
+    ///
+    /// Fails with [`Error::TablesMissing`] or [`Error::NoSuchStream`] right away
+    /// when those are missing, and with [`Error::RunTwice`] on a second call.
+    pub async fn run(&mut self) -> Result<()> {
+        if !matches!(self.state, State::Ready) {
+            return Err(Error::RunTwice);
+        }
+        let shared = Arc::clone(&self.shared);
+        shared
+            .store_call("DescribeTable", shared.store.check_tables())
+            .await?;
+        match shared
+            .kinesis_call(shared.transport.describe_stream(&shared.stream))
+            .await
+        {
+            Ok(()) => {}
+            Err(e) if e.kind == ServiceErrorKind::NotFound => {
+                return Err(Error::NoSuchStream {
+                    stream: shared.stream.to_string(),
+                })
+            }
+            Err(source) => {
+                return Err(Error::Kinesis {
+                    operation: "DescribeStreamSummary",
+                    stream: shared.stream.to_string(),
+                    shard: None,
+                    source,
+                })
+            }
+        }
+        shared
+            .store_call("PutItem", shared.store.put_client(&shared.client_row()))
+            .await?;
+        let config = &shared.config;
+        let (sender, receiver) = channel(
+            config.buffer_size,
+            config.ack_mode,
+            Arc::clone(&config.stats),
+        );
+        let stop = CancellationToken::new();
+        let coordinator = Coordinator::new(Arc::clone(&shared), sender);
+        let task = tokio::spawn(coordinator.run(stop.clone()));
+        self.state = State::Running {
+            receiver,
+            stop,
+            task,
+        };
+        Ok(())
+    }
+
+    /// The next record; `Some(Err(_))` for a failure of background work;
+    /// `None` once stopped (or before `run()`).
+    ///
+    /// In the default acknowledgement mode, calling `next` marks the record it
+    /// returned last as processed.
+    pub async fn next(&mut self) -> Option<Result<Record>> {
+        std::future::poll_fn(|cx| self.poll_record(cx)).await
+    }
+
+    fn poll_record(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Record>>> {
+        match &mut self.state {
+            State::Running { receiver, .. } => receiver.poll_next_record(cx),
+            _ => Poll::Ready(None),
+        }
+    }
+
+    /// Stops gracefully: stops reading, waits (bounded by the hand-off timeout)
+    /// for records already handed out to be processed, commits, releases leases
+    /// and leadership, and leaves the clients table. The record returned last
+    /// by `next()` counts as processed (in the default mode).
+    pub async fn stop(&mut self) {
+        let state = std::mem::replace(&mut self.state, State::Stopped);
+        if let State::Running {
+            mut receiver,
+            stop,
+            task,
+        } = state
+        {
+            receiver.finish_pending();
+            stop.cancel();
+            // Keep taking nothing from the receiver while the coordinator winds down,
+            // but keep it alive so readers are not mistaken for crashed.
+            let bound = self.shared.config.handoff_timeout * 3 + self.shared.config.call_timeout;
+            if tokio::time::timeout(bound, task).await.is_err() {
+                tracing::warn!("graceful stop did not finish in {bound:?}; leases will expire");
+            }
+            drop(receiver);
+        }
+    }
+
+    /// Writes one record (PutRecord semantics) and returns where it went.
+    pub async fn publish(&self, partition_key: &str, data: Bytes) -> Result<(ShardId, SequenceNumber)> {
+        let mut written = self
+            .publish_batch(vec![PutEntry {
+                partition_key: partition_key.to_string(),
+                data,
+                explicit_hash_key: None,
+            }])
+            .await?;
+        written.pop().ok_or_else(|| Error::PublishIncomplete {
+            stream: self.shared.stream.to_string(),
+            total: 1,
+            failed: Vec::new(),
+        })
+    }
+
+    /// Writes records with PutRecords, 500 per call, retrying only the entries
+    /// that failed (with backoff). Returns each record's shard and sequence
+    /// number in input order, or [`Error::PublishIncomplete`] naming the records
+    /// that could not be written.
+    pub async fn publish_batch(&self, entries: Vec<PutEntry>) -> Result<Vec<(ShardId, SequenceNumber)>> {
+        publish_batch(&*self.shared.transport, &self.shared.stream, entries).await
+    }
+}
+
+impl Drop for Kinsumer {
+    /// Dropping a running consumer without `stop()` is a crash as far as the
+    /// cluster is concerned: its tasks end, nothing is committed or released,
+    /// and its leases are taken over once they expire.
+    fn drop(&mut self) {
+        if let State::Running { task, .. } = &self.state {
+            task.abort();
+        }
+    }
+}
+
+impl futures::Stream for Kinsumer {
+    type Item = Result<Record>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.get_mut().poll_record(cx)
+    }
+}
+
+/// Writes `entries` with PutRecords, retrying failed entries.
+pub(crate) async fn publish_batch(
+    transport: &dyn KinesisTransport,
+    stream: &str,
+    entries: Vec<PutEntry>,
+) -> Result<Vec<(ShardId, SequenceNumber)>> {
+    const MAX_PER_CALL: usize = 500;
+    const ATTEMPTS: u32 = 8;
+    let total = entries.len();
+    let mut results: Vec<Option<(ShardId, SequenceNumber)>> = vec![None; total];
+    let mut failures: Vec<Option<FailedPut>> = vec![None; total];
+    let mut pending: Vec<usize> = (0..total).collect();
+    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
+    for attempt in 0..ATTEMPTS {
+        if pending.is_empty() {
+            break;
+        }
+        if attempt > 0 {
+            tokio::time::sleep(backoff.next_delay()).await;
+        }
+        let mut still = Vec::new();
+        for chunk in pending.chunks(MAX_PER_CALL) {
+            let batch: Vec<PutEntry> = chunk.iter().map(|&i| entries[i].clone()).collect();
+            match transport.put_records(stream, batch).await {
+                Ok(outcomes) => {
+                    for (&i, outcome) in chunk.iter().zip(outcomes) {
+                        match outcome {
+                            PutOutcome::Written {
+                                shard_id,
+                                sequence_number,
+                            } => results[i] = Some((shard_id, sequence_number)),
+                            PutOutcome::Failed { code, message } => {
+                                failures[i] = Some(FailedPut {
+                                    index: i,
+                                    code,
+                                    message,
+                                });
+                                still.push(i);
+                            }
+                        }
+                    }
+                }
+                Err(e) if e.is_retryable() => {
+                    for &i in chunk {
+                        failures[i] = Some(FailedPut {
+                            index: i,
+                            code: format!("{:?}", e.kind),
+                            message: e.message.clone(),
+                        });
+                        still.push(i);
+                    }
+                }
+                Err(e) if e.kind == ServiceErrorKind::NotFound => {
+                    return Err(Error::NoSuchStream {
+                        stream: stream.to_string(),
+                    })
+                }
+                Err(source) => {
+                    return Err(Error::Kinesis {
+                        operation: "PutRecords",
+                        stream: stream.to_string(),
+                        shard: None,
+                        source,
+                    })
+                }
+            }
+        }
+        pending = still;
+    }
+    if !pending.is_empty() {
+        return Err(Error::PublishIncomplete {
+            stream: stream.to_string(),
+            total,
+            failed: pending.iter().filter_map(|&i| failures[i].clone()).collect(),
+        });
+    }
+    Ok(results.into_iter().flatten().collect())
+}
+
+fn validate_application(application: &str) -> Result<()> {
+    if application.is_empty() {
+        return Err(Error::NoApplicationName);
+    }
+    // The longest table name is `<app>_checkpoints`; DynamoDB allows 255 characters.
+    if application.len() > 255 - "_checkpoints".len() {
+        return Err(Error::InvalidName {
+            what: "application name",
+            value: application.to_string(),
+            reason: "too long for DynamoDB table names (at most 243 characters)",
+        });
+    }
+    if !application
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+    {
+        return Err(Error::InvalidName {
+            what: "application name",
+            value: application.to_string(),
+            reason: "DynamoDB table names allow only letters, digits, '_', '-' and '.'",
+        });
+    }
+    Ok(())
+}
+
+fn default_client_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "kinsumer".to_string());
+    format!("{host}-{}", std::process::id())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn application_names_are_checked() {
+        assert!(matches!(validate_application(""), Err(Error::NoApplicationName)));
+        assert!(matches!(
+            validate_application("bad name"),
+            Err(Error::InvalidName { .. })
+        ));
+        assert!(validate_application("orders-v2.prod_1").is_ok());
+    }
+
+    #[test]
+    fn default_name_is_host_and_pid() {
+        let name = default_client_name();
+        assert!(name.ends_with(&format!("-{}", std::process::id())), "{name}");
+    }
+}

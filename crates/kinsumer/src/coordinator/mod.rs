@@ -1,0 +1,650 @@
+//! Coordination: heartbeats, membership, leadership, assignment, lease capture
+//! and hand-off, and keeping exactly the owned shards' readers running.
+
+pub mod assignment;
+pub(crate) mod lease;
+pub(crate) mod liveness;
+pub mod shards;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::{Id as TaskId, JoinError, JoinSet};
+use tokio::time::{sleep_until, Instant};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::clock::Clock;
+use crate::delivery::{Sender, ShardCursor};
+use crate::error::{Error, Result, ServiceError, ServiceErrorKind};
+use crate::kinesis::KinesisTransport;
+use crate::reader::polling::{read_shard, ReaderContext, ReaderExit};
+use crate::record::{ClientId, Position, ShardId};
+use crate::store::{CheckpointRow, ClientRow, CoordinationStore, LeaseWrite, ShardCache};
+use crate::Config;
+use lease::{HeldLease, Phase};
+use liveness::Liveness;
+
+/// What every part of a running consumer shares.
+pub(crate) struct Shared {
+    pub(crate) stream: Arc<str>,
+    pub(crate) client_id: ClientId,
+    pub(crate) client_name: String,
+    pub(crate) config: Arc<Config>,
+    pub(crate) transport: Arc<dyn KinesisTransport>,
+    pub(crate) store: Arc<dyn CoordinationStore>,
+    pub(crate) clock: Clock,
+}
+
+impl Shared {
+    /// Runs a store call under the call timeout.
+    pub(crate) async fn store_call<T>(
+        &self,
+        operation: &'static str,
+        call: impl Future<Output = Result<T>>,
+    ) -> Result<T> {
+        match tokio::time::timeout(self.config.call_timeout, call).await {
+            Ok(result) => result,
+            Err(_) => Err(Error::Store {
+                operation,
+                table: String::new(),
+                source: ServiceError::new(
+                    ServiceErrorKind::Transient,
+                    format!("no answer within {:?}", self.config.call_timeout),
+                ),
+            }),
+        }
+    }
+
+    /// Runs a Kinesis call under the call timeout.
+    pub(crate) async fn kinesis_call<T>(
+        &self,
+        call: impl Future<Output = std::result::Result<T, ServiceError>>,
+    ) -> std::result::Result<T, ServiceError> {
+        match tokio::time::timeout(self.config.call_timeout, call).await {
+            Ok(result) => result,
+            Err(_) => Err(ServiceError::new(
+                ServiceErrorKind::Transient,
+                format!("no answer within {:?}", self.config.call_timeout),
+            )),
+        }
+    }
+
+    pub(crate) fn client_row(&self) -> ClientRow {
+        ClientRow {
+            id: self.client_id.clone(),
+            name: self.client_name.clone(),
+            last_update: self.clock.now_nanos(),
+        }
+    }
+
+    fn lease_write<'a>(&'a self, shard: &'a ShardId) -> LeaseWrite<'a> {
+        LeaseWrite {
+            shard,
+            owner: &self.client_id,
+            owner_name: &self.client_name,
+            now: self.clock.now_nanos(),
+        }
+    }
+}
+
+/// The coordinator task of one consumer.
+pub(crate) struct Coordinator {
+    shared: Arc<Shared>,
+    sender: Sender,
+    readers: JoinSet<ReaderExit>,
+    reader_shards: HashMap<TaskId, ShardId>,
+    leases: BTreeMap<ShardId, HeldLease>,
+    liveness: Liveness,
+    is_leader: bool,
+    next_leader_action: Instant,
+    next_expiry: Option<Instant>,
+    /// Set when a failure cannot heal; the consumer then stops.
+    fatal: Option<Error>,
+    /// Whether the last call of each kind failed (to log once per episode).
+    failing: HashSet<&'static str>,
+}
+
+impl Coordinator {
+    pub(crate) fn new(shared: Arc<Shared>, sender: Sender) -> Self {
+        Coordinator {
+            shared,
+            sender,
+            readers: JoinSet::new(),
+            reader_shards: HashMap::new(),
+            leases: BTreeMap::new(),
+            liveness: Liveness::default(),
+            is_leader: false,
+            next_leader_action: Instant::now(),
+            next_expiry: None,
+            fatal: None,
+            failing: HashSet::new(),
+        }
+    }
+
+    /// Runs until `stop` is cancelled or a failure cannot heal, then gives
+    /// everything up gracefully.
+    pub(crate) async fn run(mut self, stop: CancellationToken) {
+        let config = Arc::clone(&self.shared.config);
+        let heartbeat_every = config.heartbeat_interval();
+        let mut next_heartbeat = Instant::now() + heartbeat_every;
+        let mut next_commit = Instant::now() + config.commit_frequency;
+        let mut next_check = Instant::now();
+        info!(client = %self.shared.client_id, name = %self.shared.client_name, stream = %self.shared.stream, "joined the cluster");
+        while self.fatal.is_none() {
+            let check_at = match self.next_expiry {
+                Some(expiry) if expiry < next_check => expiry + Duration::from_millis(5),
+                _ => next_check,
+            };
+            let releasing = self
+                .leases
+                .values()
+                .any(|l| matches!(l.phase, Phase::Releasing { .. }));
+            let release_poll = Instant::now() + Duration::from_millis(20);
+            tokio::select! {
+                biased;
+                _ = stop.cancelled() => break,
+                Some(joined) = self.readers.join_next_with_id(), if !self.readers.is_empty() => {
+                    self.on_reader_exit(joined).await;
+                }
+                _ = sleep_until(next_heartbeat) => {
+                    self.heartbeat().await;
+                    next_heartbeat = Instant::now() + heartbeat_every;
+                }
+                _ = sleep_until(next_commit) => {
+                    self.commit_all().await;
+                    self.reconcile_readers();
+                    next_commit = Instant::now() + config.commit_frequency;
+                }
+                _ = sleep_until(check_at) => {
+                    self.shard_check().await;
+                    self.reconcile_readers();
+                    next_check = Instant::now() + config.shard_check_frequency;
+                }
+                _ = sleep_until(release_poll), if releasing => {
+                    self.progress_releases(false).await;
+                }
+            }
+        }
+        if let Some(error) = self.fatal.take() {
+            warn!(%error, "stopping: the failure cannot heal by retrying");
+            self.sender.report(error).await;
+        }
+        self.shutdown().await;
+    }
+
+    /// Notes a failed call; failures that cannot heal stop the consumer.
+    fn failed(&mut self, what: &'static str, error: Error) {
+        if error.is_fatal() {
+            self.fatal = Some(error);
+            return;
+        }
+        self.shared.config.stats.retried(what, None);
+        if self.failing.insert(what) {
+            warn!(%error, "{what} failed; retrying");
+        }
+    }
+
+    fn succeeded(&mut self, what: &'static str) {
+        if self.failing.remove(what) {
+            info!("{what} works again");
+        }
+    }
+
+    async fn heartbeat(&mut self) {
+        let row = self.shared.client_row();
+        let store = Arc::clone(&self.shared.store);
+        match self.shared.store_call("PutItem", store.put_client(&row)).await {
+            Ok(()) => self.succeeded("heartbeat"),
+            Err(e) => self.failed("heartbeat", e),
+        }
+    }
+
+    /// Writes every lease's processed position, finishes ended shards, and
+    /// notices leases taken by others.
+    async fn commit_all(&mut self) {
+        let shards: Vec<ShardId> = self.leases.keys().cloned().collect();
+        for shard in shards {
+            let Some(lease) = self.leases.get(&shard) else {
+                continue;
+            };
+            if matches!(lease.phase, Phase::Releasing { .. }) {
+                continue;
+            }
+            let ended = lease.phase == Phase::Ended && lease.cursor.is_drained();
+            let position = lease.cursor.watermark();
+            if position == lease.committed && !ended {
+                continue;
+            }
+            let store = Arc::clone(&self.shared.store);
+            let write = self.shared.lease_write(&shard);
+            let result = self
+                .shared
+                .store_call("UpdateItem", store.commit_lease(write, position.as_ref(), ended))
+                .await;
+            match result {
+                Ok(true) => {
+                    self.succeeded("commit");
+                    self.shared.config.stats.checkpoint(&shard);
+                    if let Some(lease) = self.leases.get_mut(&shard) {
+                        lease.committed = position.clone();
+                    }
+                    if ended {
+                        self.finish(&shard, position).await;
+                    }
+                }
+                Ok(false) => self.lost(&shard),
+                Err(e) => self.failed("commit", e),
+            }
+        }
+    }
+
+    /// A finished shard: its `Finished` mark is written; give the lease up.
+    async fn finish(&mut self, shard: &ShardId, position: Option<Position>) {
+        info!(shard = %shard, "shard read to its end and processed; marked finished");
+        self.shared.config.stats.shard_finished(shard);
+        let store = Arc::clone(&self.shared.store);
+        let write = self.shared.lease_write(shard);
+        if let Err(e) = self
+            .shared
+            .store_call("UpdateItem", store.release_lease(write, position.as_ref()))
+            .await
+        {
+            // Finished is written; a lingering owner only matters for display.
+            debug!(shard = %shard, error = %e, "could not clear the owner of a finished shard");
+        }
+        self.leases.remove(shard);
+    }
+
+    /// Another client holds a lease we thought ours: stop at once.
+    fn lost(&mut self, shard: &ShardId) {
+        if let Some(mut lease) = self.leases.remove(shard) {
+            lease.stop_reading();
+            warn!(shard = %shard, "lease taken by another client; stopped reading the shard");
+            self.shared.config.stats.lease_lost(shard);
+        }
+    }
+
+    /// Releases leases being given up once the caller is through their records
+    /// (or the hand-off timeout passed). With `force`, releases them all now.
+    async fn progress_releases(&mut self, force: bool) {
+        let now = Instant::now();
+        let ready: Vec<ShardId> = self
+            .leases
+            .iter()
+            .filter(|(_, l)| match l.phase {
+                Phase::Releasing { deadline } => {
+                    force || now >= deadline || l.cursor.is_quiescent()
+                }
+                _ => false,
+            })
+            .map(|(s, _)| s.clone())
+            .collect();
+        for shard in ready {
+            let Some(lease) = self.leases.get(&shard) else {
+                continue;
+            };
+            let position = lease.cursor.watermark();
+            let store = Arc::clone(&self.shared.store);
+            let write = self.shared.lease_write(&shard);
+            match self
+                .shared
+                .store_call("UpdateItem", store.release_lease(write, position.as_ref()))
+                .await
+            {
+                Ok(true) => {
+                    info!(shard = %shard, "lease released");
+                    self.shared.config.stats.checkpoint(&shard);
+                    self.shared.config.stats.lease_released(&shard);
+                    self.leases.remove(&shard);
+                }
+                Ok(false) => self.lost(&shard),
+                Err(e) => {
+                    if force {
+                        self.leases.remove(&shard);
+                    }
+                    self.failed("release", e);
+                }
+            }
+        }
+    }
+
+    fn begin_release(&mut self, shard: &ShardId) {
+        if let Some(lease) = self.leases.get_mut(shard) {
+            if lease.phase == Phase::Ended {
+                // Nearly finished: let it finish rather than hand the tail over.
+                return;
+            }
+            lease.stop_reading();
+            lease.phase = Phase::Releasing {
+                deadline: Instant::now() + self.shared.config.handoff_timeout,
+            };
+            debug!(shard = %shard, "giving the lease up to rebalance");
+        }
+    }
+
+    /// Re-reads membership, leases and shards; rebalances.
+    async fn shard_check(&mut self) {
+        match self.try_shard_check().await {
+            Ok(()) => self.succeeded("shard check"),
+            Err(e) => self.failed("shard check", e),
+        }
+    }
+
+    async fn try_shard_check(&mut self) -> Result<()> {
+        let shared = Arc::clone(&self.shared);
+        let store = &shared.store;
+        let me = &shared.client_id;
+        let rows = shared.store_call("Scan", store.list_clients()).await?;
+        if !rows.iter().any(|r| &r.id == me) {
+            // Reaped or lost (e.g. a long stall): register again.
+            shared
+                .store_call("PutItem", store.put_client(&shared.client_row()))
+                .await?;
+        }
+        let verdict = self.liveness.judge(
+            &rows,
+            shared.clock.now_nanos(),
+            Instant::now(),
+            shared.config.lease_duration,
+        );
+        self.next_expiry = verdict.next_expiry;
+        let mut alive = verdict.alive.clone();
+        if !alive.contains(me) {
+            alive.push(me.clone());
+            alive.sort();
+        }
+
+        let mut cache = shared.store_call("GetItem", store.get_shard_cache()).await?;
+        let leader_candidate = alive.first() == Some(me);
+        if leader_candidate && (Instant::now() >= self.next_leader_action || cache.is_none()) {
+            if let Some(fresh) = self.leader_actions(&rows, &verdict.dead).await? {
+                cache = Some(fresh);
+            }
+            self.next_leader_action = Instant::now() + shared.config.leader_action_frequency;
+        } else if !leader_candidate && self.is_leader {
+            self.is_leader = false;
+            shared
+                .store_call(
+                    "UpdateItem",
+                    store.release_leadership(me, shared.clock.now_nanos()),
+                )
+                .await?;
+            info!("no longer the leader");
+        }
+        let Some(cache) = cache else {
+            return Ok(());
+        };
+
+        let checkpoints = shared.store_call("Scan", store.list_checkpoints()).await?;
+        let finished: HashSet<ShardId> = checkpoints
+            .iter()
+            .filter(|c| c.finished.is_some())
+            .map(|c| c.shard.clone())
+            .collect();
+        let rows_by_shard: HashMap<&ShardId, &CheckpointRow> =
+            checkpoints.iter().map(|c| (&c.shard, c)).collect();
+        let eligible = shards::eligible_shards(&cache.shards, &finished);
+        let alive_set: HashSet<&ClientId> = alive.iter().collect();
+        let owners: HashMap<ShardId, ClientId> = eligible
+            .iter()
+            .filter_map(|s| {
+                let owner = rows_by_shard.get(s)?.owner_id.as_ref()?;
+                alive_set.contains(owner).then(|| (s.clone(), owner.clone()))
+            })
+            .collect();
+        let assignment = assignment::assign(&alive, &eligible, &owners);
+
+        // Leases someone else took (e.g. after we stalled), and leases to give up.
+        let held: Vec<ShardId> = self.leases.keys().cloned().collect();
+        for shard in held {
+            let taken = rows_by_shard
+                .get(&shard)
+                .is_some_and(|row| row.owner_id.as_ref() != Some(me));
+            if taken {
+                self.lost(&shard);
+            } else if assignment.get(&shard) != Some(me) && !finished.contains(&shard) {
+                if matches!(self.leases.get(&shard).map(|l| l.phase), Some(Phase::Reading)) {
+                    self.begin_release(&shard);
+                }
+            }
+        }
+
+        // Leases to take.
+        for (shard, owner) in &assignment {
+            if owner != me || self.leases.contains_key(shard) {
+                continue;
+            }
+            let row = rows_by_shard.get(shard);
+            let expired_owner = match row.and_then(|r| r.owner_id.as_ref()) {
+                None => None,
+                Some(o) if o == me => None,
+                Some(o) if !alive_set.contains(o) => row.map(|r| (o, r.last_update)),
+                // A live owner gives it up on its own; take it once released.
+                Some(_) => continue,
+            };
+            let write = shared.lease_write(shard);
+            let captured = shared
+                .store_call("UpdateItem", store.capture_lease(write, expired_owner))
+                .await?;
+            if let Some(row) = captured {
+                info!(shard = %shard, from = ?expired_owner.map(|(o, _)| o.to_string()), "lease taken");
+                shared.config.stats.lease_acquired(shard);
+                let cursor = Arc::new(ShardCursor::new(shard.clone(), row.position.clone()));
+                self.leases
+                    .insert(shard.clone(), HeldLease::new(cursor, row.position));
+            }
+        }
+        Ok(())
+    }
+
+    /// The leader's duties: keep the shard cache, reap long-dead clients.
+    async fn leader_actions(
+        &mut self,
+        rows: &[ClientRow],
+        dead: &[ClientId],
+    ) -> Result<Option<ShardCache>> {
+        let shared = Arc::clone(&self.shared);
+        let store = &shared.store;
+        let now = shared.clock.now_nanos();
+        let lease_nanos = i64::try_from(shared.config.lease_duration.as_nanos()).unwrap_or(i64::MAX);
+        let claimed = shared
+            .store_call(
+                "PutItem",
+                store.claim_leadership(
+                    &shared.client_id,
+                    &shared.client_name,
+                    now,
+                    now.saturating_sub(lease_nanos.saturating_mul(2)),
+                ),
+            )
+            .await?;
+        if !claimed {
+            return Ok(None);
+        }
+        if !self.is_leader {
+            info!("became the leader");
+            self.is_leader = true;
+        }
+        let listed = match shared
+            .kinesis_call(shared.transport.list_shards(&shared.stream))
+            .await
+        {
+            Ok(listed) => listed,
+            Err(e) if e.kind == ServiceErrorKind::NotFound => {
+                return Err(Error::NoSuchStream {
+                    stream: shared.stream.to_string(),
+                })
+            }
+            Err(source) => {
+                return Err(Error::Kinesis {
+                    operation: "ListShards",
+                    stream: shared.stream.to_string(),
+                    shard: None,
+                    source,
+                })
+            }
+        };
+        let checkpoints = shared.store_call("Scan", store.list_checkpoints()).await?;
+        let finished: HashSet<ShardId> = checkpoints
+            .iter()
+            .filter(|c| c.finished.is_some())
+            .map(|c| c.shard.clone())
+            .collect();
+        let shards = shards::cached_shards(&listed, &finished);
+        let current = shared.store_call("GetItem", store.get_shard_cache()).await?;
+        let cache = ShardCache {
+            shards,
+            last_update: now,
+        };
+        if current.as_ref().map(|c| &c.shards) != Some(&cache.shards) {
+            shared
+                .store_call("PutItem", store.put_shard_cache(&cache))
+                .await?;
+            info!(shards = cache.shards.len(), "shard list changed; cache updated");
+        }
+
+        // Rows of clients dead for a long time only clutter the table.
+        let reap_after = lease_nanos.saturating_mul(30).max(60 * 1_000_000_000);
+        for row in rows.iter().filter(|r| dead.contains(&r.id)) {
+            if now.saturating_sub(row.last_update) > reap_after {
+                shared
+                    .store_call(
+                        "DeleteItem",
+                        store.reap_client(&row.id, now.saturating_sub(reap_after)),
+                    )
+                    .await?;
+            }
+        }
+        Ok(Some(cache))
+    }
+
+    /// Starts a reader for every held lease that should be read and has none.
+    fn reconcile_readers(&mut self) {
+        let now = Instant::now();
+        let shards: Vec<ShardId> = self
+            .leases
+            .iter()
+            .filter(|(_, l)| {
+                l.phase == Phase::Reading
+                    && l.reader.is_none()
+                    && l.restart_at.is_none_or(|at| at <= now)
+            })
+            .map(|(s, _)| s.clone())
+            .collect();
+        for shard in shards {
+            let Some(lease) = self.leases.get_mut(&shard) else {
+                continue;
+            };
+            let cancel = CancellationToken::new();
+            let ctx = ReaderContext {
+                stream: Arc::clone(&self.shared.stream),
+                transport: Arc::clone(&self.shared.transport),
+                config: Arc::clone(&self.shared.config),
+                sender: self.sender.clone(),
+            };
+            let handle = self
+                .readers
+                .spawn(read_shard(ctx, Arc::clone(&lease.cursor), cancel.clone()));
+            self.reader_shards.insert(handle.id(), shard.clone());
+            lease.reader = Some(cancel);
+            lease.restart_at = None;
+            debug!(shard = %shard, "reader started");
+        }
+    }
+
+    async fn on_reader_exit(&mut self, joined: std::result::Result<(TaskId, ReaderExit), JoinError>) {
+        let (id, exit) = match joined {
+            Ok((id, exit)) => (id, Some(exit)),
+            Err(e) => (e.id(), None),
+        };
+        let Some(shard) = self.reader_shards.remove(&id) else {
+            return;
+        };
+        let Some(lease) = self.leases.get_mut(&shard) else {
+            return;
+        };
+        if lease.phase != Phase::Reading {
+            return;
+        }
+        lease.reader = None;
+        match exit {
+            Some(ReaderExit::ShardEnd) => {
+                debug!(shard = %shard, "read to the end of the closed shard");
+                lease.phase = Phase::Ended;
+            }
+            Some(ReaderExit::Cancelled) => {}
+            Some(ReaderExit::Failed(error)) => {
+                let first = lease.restarts.attempts() == 0;
+                lease.restart_at = Some(Instant::now() + lease.restarts.next_delay());
+                warn!(shard = %shard, %error, "reader failed; restarting it with backoff");
+                if first {
+                    self.sender.report(error).await;
+                }
+            }
+            None => {
+                lease.restart_at = Some(Instant::now() + lease.restarts.next_delay());
+                warn!(shard = %shard, "reader task panicked; restarting it with backoff");
+            }
+        }
+    }
+
+    /// Gives everything up: stops readers, lets the caller finish what it has
+    /// (bounded), commits, releases leases and leadership, deregisters.
+    async fn shutdown(&mut self) {
+        for lease in self.leases.values_mut() {
+            lease.stop_reading();
+        }
+        let deadline = Instant::now() + self.shared.config.handoff_timeout;
+        while let Ok(Some(_)) = tokio::time::timeout_at(deadline, self.readers.join_next()).await {}
+        self.readers.abort_all();
+        while Instant::now() < deadline
+            && !self.leases.values().all(|l| l.cursor.is_quiescent())
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let ended: Vec<ShardId> = self
+            .leases
+            .iter()
+            .filter(|(_, l)| l.phase == Phase::Ended && l.cursor.is_drained())
+            .map(|(s, _)| s.clone())
+            .collect();
+        for shard in ended {
+            let position = self.leases.get(&shard).and_then(|l| l.cursor.watermark());
+            let store = Arc::clone(&self.shared.store);
+            let write = self.shared.lease_write(&shard);
+            if let Ok(true) = self
+                .shared
+                .store_call("UpdateItem", store.commit_lease(write, position.as_ref(), true))
+                .await
+            {
+                self.finish(&shard, position).await;
+            }
+        }
+        let deadline = Instant::now() + self.shared.config.handoff_timeout;
+        for lease in self.leases.values_mut() {
+            lease.phase = Phase::Releasing { deadline };
+        }
+        self.progress_releases(true).await;
+        let shared = Arc::clone(&self.shared);
+        if self.is_leader {
+            let _ = shared
+                .store_call(
+                    "UpdateItem",
+                    shared
+                        .store
+                        .release_leadership(&shared.client_id, shared.clock.now_nanos()),
+                )
+                .await;
+        }
+        if let Err(e) = shared
+            .store_call("DeleteItem", shared.store.delete_client(&shared.client_id))
+            .await
+        {
+            warn!(error = %e, "could not deregister from the clients table; the row expires on its own");
+        }
+        info!(client = %shared.client_id, "left the cluster");
+    }
+}
