@@ -3,7 +3,6 @@
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::task::JoinHandle;
@@ -12,10 +11,9 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::Clock;
 use crate::coordinator::{Coordinator, Shared};
 use crate::delivery::{channel, Receiver};
-use crate::error::{Error, FailedPut, Result, ServiceErrorKind};
+use crate::error::{Error, Result, ServiceErrorKind};
 use crate::kinesis::aws::AwsKinesis;
-use crate::kinesis::{KinesisTransport, PutEntry, PutOutcome};
-use crate::reader::backoff::Backoff;
+use crate::kinesis::{KinesisTransport, PutEntry};
 use crate::record::{ClientId, Record, SequenceNumber, ShardId};
 use crate::store::dynamo::DynamoStore;
 use crate::store::CoordinationStore;
@@ -154,6 +152,22 @@ impl Kinsumer {
         &self.shared.store
     }
 
+    /// The cluster as the tables and the stream show it now (clients, leader,
+    /// shards, owners, checkpoints).
+    pub async fn cluster_state(&self) -> Result<crate::coordinator::status::ClusterState> {
+        crate::coordinator::status::ClusterState::read(
+            &*self.shared.store,
+            Some(&*self.shared.transport),
+            &self.shared.stream,
+        )
+        .await
+    }
+
+    /// The transport (e.g. to publish or list shards).
+    pub fn transport(&self) -> &Arc<dyn KinesisTransport> {
+        &self.shared.transport
+    }
+
     /// Creates `<app>_clients`, `<app>_checkpoints` and `<app>_metadata` if
     /// missing and waits until they are ACTIVE. Safe to call from several processes at once.
     pub async fn create_required_tables(&self) -> Result<()> {
@@ -265,7 +279,11 @@ impl Kinsumer {
     }
 
     /// Writes one record (PutRecord semantics) and returns where it went.
-    pub async fn publish(&self, partition_key: &str, data: Bytes) -> Result<(ShardId, SequenceNumber)> {
+    pub async fn publish(
+        &self,
+        partition_key: &str,
+        data: Bytes,
+    ) -> Result<(ShardId, SequenceNumber)> {
         let mut written = self
             .publish_batch(vec![PutEntry {
                 partition_key: partition_key.to_string(),
@@ -284,8 +302,11 @@ impl Kinsumer {
     /// that failed (with backoff). Returns each record's shard and sequence
     /// number in input order, or [`Error::PublishIncomplete`] naming the records
     /// that could not be written.
-    pub async fn publish_batch(&self, entries: Vec<PutEntry>) -> Result<Vec<(ShardId, SequenceNumber)>> {
-        publish_batch(&*self.shared.transport, &self.shared.stream, entries).await
+    pub async fn publish_batch(
+        &self,
+        entries: Vec<PutEntry>,
+    ) -> Result<Vec<(ShardId, SequenceNumber)>> {
+        crate::publish::publish_batch(&*self.shared.transport, &self.shared.stream, entries).await
     }
 }
 
@@ -306,85 +327,6 @@ impl futures::Stream for Kinsumer {
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         self.get_mut().poll_record(cx)
     }
-}
-
-/// Writes `entries` with PutRecords, retrying failed entries.
-pub(crate) async fn publish_batch(
-    transport: &dyn KinesisTransport,
-    stream: &str,
-    entries: Vec<PutEntry>,
-) -> Result<Vec<(ShardId, SequenceNumber)>> {
-    const MAX_PER_CALL: usize = 500;
-    const ATTEMPTS: u32 = 8;
-    let total = entries.len();
-    let mut results: Vec<Option<(ShardId, SequenceNumber)>> = vec![None; total];
-    let mut failures: Vec<Option<FailedPut>> = vec![None; total];
-    let mut pending: Vec<usize> = (0..total).collect();
-    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
-    for attempt in 0..ATTEMPTS {
-        if pending.is_empty() {
-            break;
-        }
-        if attempt > 0 {
-            tokio::time::sleep(backoff.next_delay()).await;
-        }
-        let mut still = Vec::new();
-        for chunk in pending.chunks(MAX_PER_CALL) {
-            let batch: Vec<PutEntry> = chunk.iter().map(|&i| entries[i].clone()).collect();
-            match transport.put_records(stream, batch).await {
-                Ok(outcomes) => {
-                    for (&i, outcome) in chunk.iter().zip(outcomes) {
-                        match outcome {
-                            PutOutcome::Written {
-                                shard_id,
-                                sequence_number,
-                            } => results[i] = Some((shard_id, sequence_number)),
-                            PutOutcome::Failed { code, message } => {
-                                failures[i] = Some(FailedPut {
-                                    index: i,
-                                    code,
-                                    message,
-                                });
-                                still.push(i);
-                            }
-                        }
-                    }
-                }
-                Err(e) if e.is_retryable() => {
-                    for &i in chunk {
-                        failures[i] = Some(FailedPut {
-                            index: i,
-                            code: format!("{:?}", e.kind),
-                            message: e.message.clone(),
-                        });
-                        still.push(i);
-                    }
-                }
-                Err(e) if e.kind == ServiceErrorKind::NotFound => {
-                    return Err(Error::NoSuchStream {
-                        stream: stream.to_string(),
-                    })
-                }
-                Err(source) => {
-                    return Err(Error::Kinesis {
-                        operation: "PutRecords",
-                        stream: stream.to_string(),
-                        shard: None,
-                        source,
-                    })
-                }
-            }
-        }
-        pending = still;
-    }
-    if !pending.is_empty() {
-        return Err(Error::PublishIncomplete {
-            stream: stream.to_string(),
-            total,
-            failed: pending.iter().filter_map(|&i| failures[i].clone()).collect(),
-        });
-    }
-    Ok(results.into_iter().flatten().collect())
 }
 
 fn validate_application(application: &str) -> Result<()> {
@@ -428,7 +370,10 @@ mod tests {
 
     #[test]
     fn application_names_are_checked() {
-        assert!(matches!(validate_application(""), Err(Error::NoApplicationName)));
+        assert!(matches!(
+            validate_application(""),
+            Err(Error::NoApplicationName)
+        ));
         assert!(matches!(
             validate_application("bad name"),
             Err(Error::InvalidName { .. })
@@ -439,6 +384,9 @@ mod tests {
     #[test]
     fn default_name_is_host_and_pid() {
         let name = default_client_name();
-        assert!(name.ends_with(&format!("-{}", std::process::id())), "{name}");
+        assert!(
+            name.ends_with(&format!("-{}", std::process::id())),
+            "{name}"
+        );
     }
 }

@@ -38,13 +38,14 @@
 //! # Ok(()) }
 //! ```
 
-pub mod config;
 mod clock;
+pub mod config;
 mod consumer;
 pub mod coordinator;
 pub(crate) mod delivery;
 pub mod error;
 pub mod kinesis;
+pub mod publish;
 pub mod reader;
 pub mod record;
 pub mod stats;
@@ -52,6 +53,7 @@ pub mod store;
 
 pub use config::{AckMode, Billing, Config};
 pub use consumer::Kinsumer;
+pub use coordinator::status::{ClientStatus, ClusterState, ShardStatus};
 pub use error::{ConfigError, Error, FailedPut, Result, ServiceError, ServiceErrorKind};
 pub use kinesis::PutEntry;
 pub use record::{ClientId, InitialPosition, Position, Record, SequenceNumber, ShardId};

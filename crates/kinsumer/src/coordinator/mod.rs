@@ -5,6 +5,7 @@ pub mod assignment;
 pub(crate) mod lease;
 pub(crate) mod liveness;
 pub mod shards;
+pub mod status;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
@@ -196,7 +197,11 @@ impl Coordinator {
     async fn heartbeat(&mut self) {
         let row = self.shared.client_row();
         let store = Arc::clone(&self.shared.store);
-        match self.shared.store_call("PutItem", store.put_client(&row)).await {
+        match self
+            .shared
+            .store_call("PutItem", store.put_client(&row))
+            .await
+        {
             Ok(()) => self.succeeded("heartbeat"),
             Err(e) => self.failed("heartbeat", e),
         }
@@ -222,7 +227,10 @@ impl Coordinator {
             let write = self.shared.lease_write(&shard);
             let result = self
                 .shared
-                .store_call("UpdateItem", store.commit_lease(write, position.as_ref(), ended))
+                .store_call(
+                    "UpdateItem",
+                    store.commit_lease(write, position.as_ref(), ended),
+                )
                 .await;
             match result {
                 Ok(true) => {
@@ -357,7 +365,9 @@ impl Coordinator {
             alive.sort();
         }
 
-        let mut cache = shared.store_call("GetItem", store.get_shard_cache()).await?;
+        let mut cache = shared
+            .store_call("GetItem", store.get_shard_cache())
+            .await?;
         let leader_candidate = alive.first() == Some(me);
         if leader_candidate && (Instant::now() >= self.next_leader_action || cache.is_none()) {
             if let Some(fresh) = self.leader_actions(&rows, &verdict.dead).await? {
@@ -392,7 +402,9 @@ impl Coordinator {
             .iter()
             .filter_map(|s| {
                 let owner = rows_by_shard.get(s)?.owner_id.as_ref()?;
-                alive_set.contains(owner).then(|| (s.clone(), owner.clone()))
+                alive_set
+                    .contains(owner)
+                    .then(|| (s.clone(), owner.clone()))
             })
             .collect();
         let assignment = assignment::assign(&alive, &eligible, &owners);
@@ -406,7 +418,10 @@ impl Coordinator {
             if taken {
                 self.lost(&shard);
             } else if assignment.get(&shard) != Some(me) && !finished.contains(&shard) {
-                if matches!(self.leases.get(&shard).map(|l| l.phase), Some(Phase::Reading)) {
+                if matches!(
+                    self.leases.get(&shard).map(|l| l.phase),
+                    Some(Phase::Reading)
+                ) {
                     self.begin_release(&shard);
                 }
             }
@@ -449,7 +464,8 @@ impl Coordinator {
         let shared = Arc::clone(&self.shared);
         let store = &shared.store;
         let now = shared.clock.now_nanos();
-        let lease_nanos = i64::try_from(shared.config.lease_duration.as_nanos()).unwrap_or(i64::MAX);
+        let lease_nanos =
+            i64::try_from(shared.config.lease_duration.as_nanos()).unwrap_or(i64::MAX);
         let claimed = shared
             .store_call(
                 "PutItem",
@@ -494,7 +510,9 @@ impl Coordinator {
             .map(|c| c.shard.clone())
             .collect();
         let shards = shards::cached_shards(&listed, &finished);
-        let current = shared.store_call("GetItem", store.get_shard_cache()).await?;
+        let current = shared
+            .store_call("GetItem", store.get_shard_cache())
+            .await?;
         let cache = ShardCache {
             shards,
             last_update: now,
@@ -503,7 +521,10 @@ impl Coordinator {
             shared
                 .store_call("PutItem", store.put_shard_cache(&cache))
                 .await?;
-            info!(shards = cache.shards.len(), "shard list changed; cache updated");
+            info!(
+                shards = cache.shards.len(),
+                "shard list changed; cache updated"
+            );
         }
 
         // Rows of clients dead for a long time only clutter the table.
@@ -545,9 +566,9 @@ impl Coordinator {
                 config: Arc::clone(&self.shared.config),
                 sender: self.sender.clone(),
             };
-            let handle = self
-                .readers
-                .spawn(read_shard(ctx, Arc::clone(&lease.cursor), cancel.clone()));
+            let handle =
+                self.readers
+                    .spawn(read_shard(ctx, Arc::clone(&lease.cursor), cancel.clone()));
             self.reader_shards.insert(handle.id(), shard.clone());
             lease.reader = Some(cancel);
             lease.restart_at = None;
@@ -555,7 +576,10 @@ impl Coordinator {
         }
     }
 
-    async fn on_reader_exit(&mut self, joined: std::result::Result<(TaskId, ReaderExit), JoinError>) {
+    async fn on_reader_exit(
+        &mut self,
+        joined: std::result::Result<(TaskId, ReaderExit), JoinError>,
+    ) {
         let (id, exit) = match joined {
             Ok((id, exit)) => (id, Some(exit)),
             Err(e) => (e.id(), None),
@@ -600,9 +624,7 @@ impl Coordinator {
         let deadline = Instant::now() + self.shared.config.handoff_timeout;
         while let Ok(Some(_)) = tokio::time::timeout_at(deadline, self.readers.join_next()).await {}
         self.readers.abort_all();
-        while Instant::now() < deadline
-            && !self.leases.values().all(|l| l.cursor.is_quiescent())
-        {
+        while Instant::now() < deadline && !self.leases.values().all(|l| l.cursor.is_quiescent()) {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         let ended: Vec<ShardId> = self
@@ -617,7 +639,10 @@ impl Coordinator {
             let write = self.shared.lease_write(&shard);
             if let Ok(true) = self
                 .shared
-                .store_call("UpdateItem", store.commit_lease(write, position.as_ref(), true))
+                .store_call(
+                    "UpdateItem",
+                    store.commit_lease(write, position.as_ref(), true),
+                )
                 .await
             {
                 self.finish(&shard, position).await;
