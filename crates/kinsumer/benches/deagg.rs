@@ -8,7 +8,7 @@
 
 // The module is compiled into the bench directly, so the bench does not
 // depend on how the crate exposes it.
-#[allow(dead_code)]
+#[allow(dead_code, unused_imports)]
 #[path = "../src/reader/deagg.rs"]
 mod deagg;
 
@@ -72,7 +72,7 @@ fn count(out: Deaggregated) -> usize {
 
 fn bench(c: &mut Criterion) {
     let inputs = [
-        ("kpl_fixture_7_keys", Bytes::from_static(KPL_FIXTURE)),
+        ("kpl_fixture_7_keys", Bytes::copy_from_slice(KPL_FIXTURE)),
         ("1_key", aggregate(1)),
         ("100_keys", aggregate(USER_RECORDS)),
     ];

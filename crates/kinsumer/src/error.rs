@@ -27,7 +27,9 @@ pub enum Error {
     #[error("need a Kinesis stream name; pass a non-empty stream name")]
     NoStreamName,
     /// The application name is empty.
-    #[error("need an application name for the DynamoDB table names; pass a non-empty application name")]
+    #[error(
+        "need an application name for the DynamoDB table names; pass a non-empty application name"
+    )]
     NoApplicationName,
     /// A name cannot be used (e.g. characters DynamoDB does not allow in table names).
     #[error("invalid {what} {value:?}: {reason}")]
@@ -72,7 +74,10 @@ pub enum Error {
     #[error(transparent)]
     Config(#[from] ConfigError),
     /// A Kinesis call failed.
-    #[error("Kinesis {operation} on stream {stream:?}{} failed: {source}", shard_suffix(shard))]
+    #[error(
+        "Kinesis {operation} on stream {stream:?}{} failed: {source}",
+        shard_suffix(shard)
+    )]
     Kinesis {
         /// The API operation.
         operation: &'static str,

@@ -91,4 +91,3 @@ pub async fn publish_batch(
     }
     Ok(results.into_iter().flatten().collect())
 }
-

@@ -104,7 +104,9 @@ impl Ord for SequenceNumber {
     fn cmp(&self, other: &Self) -> Ordering {
         let a = self.0.trim_start_matches('0');
         let b = other.0.trim_start_matches('0');
-        a.len().cmp(&b.len()).then_with(|| a.as_bytes().cmp(b.as_bytes()))
+        a.len()
+            .cmp(&b.len())
+            .then_with(|| a.as_bytes().cmp(b.as_bytes()))
     }
 }
 
@@ -151,14 +153,14 @@ impl Position {
 
 impl Ord for Position {
     fn cmp(&self, other: &Self) -> Ordering {
-        self.sequence
-            .cmp(&other.sequence)
-            .then_with(|| match (self.sub_sequence, other.sub_sequence) {
+        self.sequence.cmp(&other.sequence).then_with(|| {
+            match (self.sub_sequence, other.sub_sequence) {
                 (None, None) => Ordering::Equal,
                 (None, Some(_)) => Ordering::Greater,
                 (Some(_), None) => Ordering::Less,
                 (Some(a), Some(b)) => a.cmp(&b),
-            })
+            }
+        })
     }
 }
 

@@ -85,7 +85,12 @@ impl StatReceiver for MetricsStats {
         }
     }
 
-    fn record_delivered(&self, shard: &ShardId, arrival: Option<SystemTime>, _retrieved: SystemTime) {
+    fn record_delivered(
+        &self,
+        shard: &ShardId,
+        arrival: Option<SystemTime>,
+        _retrieved: SystemTime,
+    ) {
         let labels = self.labels(shard);
         metrics::counter!("kinsumer_records_delivered_total", &labels).increment(1);
         if let Some(age) = arrival.and_then(|a| SystemTime::now().duration_since(a).ok()) {

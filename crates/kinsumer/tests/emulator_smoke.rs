@@ -48,7 +48,10 @@ async fn read_shard(
         if out.records().is_empty() && out.millis_behind_latest() == Some(0) {
             break; // caught up with an open shard
         }
-        assert!(Instant::now() < deadline, "reading {stream}/{shard_id} took over 30 s");
+        assert!(
+            Instant::now() < deadline,
+            "reading {stream}/{shard_id} took over 30 s"
+        );
         iterator = out.next_shard_iterator().map(str::to_string);
     }
     records
@@ -86,7 +89,10 @@ async fn kinesis_records_put_into_three_shards_all_come_back() {
             .get(data)
             .unwrap_or_else(|| panic!("{data:?} never came back"));
         assert_eq!(got_key, key);
-        assert_eq!(got_shard, &outcome.shard_id, "{data:?} read from the shard it was put into");
+        assert_eq!(
+            got_shard, &outcome.shard_id,
+            "{data:?} read from the shard it was put into"
+        );
         assert_eq!(got_sequence, &outcome.sequence_number);
     }
     let used: BTreeSet<&str> = outcomes.iter().map(|o| o.shard_id.as_str()).collect();
@@ -101,8 +107,11 @@ async fn kinesis_split_then_merge_links_parents_and_children() {
     let stream = emu.unique_name("smoke-reshard");
     emu.create_stream(&stream, 1).await;
     let parent = emu.list_shards(&stream).await[0].shard_id().to_string();
-    emu.put_records(&stream, vec![("before", Bytes::from_static(b"before split"))])
-        .await;
+    emu.put_records(
+        &stream,
+        vec![("before", Bytes::from_static(b"before split"))],
+    )
+    .await;
 
     let (lower, upper) = emu.split_shard(&stream, &parent).await;
     let after = emu
@@ -140,7 +149,11 @@ async fn kinesis_split_then_merge_links_parents_and_children() {
         .expect("the merged child is listed");
     assert_eq!(child.parent_shard_id(), Some(lower.as_str()));
     assert_eq!(child.adjacent_parent_shard_id(), Some(upper.as_str()));
-    assert_eq!(shards.len(), 4, "parent, two children, one merged grandchild");
+    assert_eq!(
+        shards.len(),
+        4,
+        "parent, two children, one merged grandchild"
+    );
 
     emu.delete_stream(&stream).await;
 }
@@ -182,7 +195,10 @@ async fn dynamodb_conditional_put_fails_when_the_item_exists() {
         if out.table().and_then(|t| t.table_status()) == Some(&TableStatus::Active) {
             break;
         }
-        assert!(Instant::now() < deadline, "table {table} not ACTIVE after 30 s");
+        assert!(
+            Instant::now() < deadline,
+            "table {table} not ACTIVE after 30 s"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 

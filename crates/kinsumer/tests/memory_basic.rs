@@ -22,11 +22,19 @@ async fn one_client_drains_every_record_once() {
     let kinesis = MemoryKinesis::new();
     kinesis.create_stream("s", 4);
     for i in 0..1000 {
-        kinesis.put("s", &format!("key-{}", i % 37), Bytes::from(format!("{i}"))).expect("put");
+        kinesis
+            .put("s", &format!("key-{}", i % 37), Bytes::from(format!("{i}")))
+            .expect("put");
     }
     let store = MemoryStore::new("app");
-    let mut k = Kinsumer::with_backends(Arc::new(kinesis.clone()), Arc::new(store.clone()), "s", "one", config())
-        .expect("build");
+    let mut k = Kinsumer::with_backends(
+        Arc::new(kinesis.clone()),
+        Arc::new(store.clone()),
+        "s",
+        "one",
+        config(),
+    )
+    .expect("build");
     k.create_required_tables().await.expect("tables");
     k.run().await.expect("run");
     let mut seen: HashMap<String, usize> = HashMap::new();
@@ -36,7 +44,9 @@ async fn one_client_drains_every_record_once() {
             .expect("records keep coming")
             .expect("not stopped")
             .expect("no error");
-        *seen.entry(String::from_utf8_lossy(&r.data).into_owned()).or_default() += 1;
+        *seen
+            .entry(String::from_utf8_lossy(&r.data).into_owned())
+            .or_default() += 1;
     }
     assert!(seen.values().all(|&n| n == 1));
     k.stop().await;

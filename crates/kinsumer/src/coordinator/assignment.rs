@@ -87,7 +87,9 @@ mod tests {
     }
 
     fn shard_ids(n: usize) -> Vec<ShardId> {
-        (0..n).map(|i| ShardId::new(format!("shardId-{i:012}"))).collect()
+        (0..n)
+            .map(|i| ShardId::new(format!("shardId-{i:012}")))
+            .collect()
     }
 
     fn counts(a: &BTreeMap<ShardId, ClientId>, clients: &[ClientId]) -> Vec<usize> {

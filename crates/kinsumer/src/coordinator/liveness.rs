@@ -57,9 +57,11 @@ impl Liveness {
                 verdict.dead.push(row.id.clone());
             } else {
                 verdict.alive.push(row.id.clone());
-                let by_wall = now
-                    + Duration::from_nanos(u64::try_from(lease_nanos - age).unwrap_or(0));
-                let expiry = by_wall.max(first_seen + lease / 2).min(first_seen + lease * 2);
+                let by_wall =
+                    now + Duration::from_nanos(u64::try_from(lease_nanos - age).unwrap_or(0));
+                let expiry = by_wall
+                    .max(first_seen + lease / 2)
+                    .min(first_seen + lease * 2);
                 verdict.next_expiry = Some(verdict.next_expiry.map_or(expiry, |e| e.min(expiry)));
             }
         }
@@ -94,11 +96,21 @@ mod tests {
         assert_eq!(v.alive.len(), 2);
         // b keeps heartbeating, a stops.
         let t1 = t0 + Duration::from_millis(1900);
-        let v = l.judge(&[row("a", wall0), row("b", wall0 + SEC)], wall0 + 19 * SEC / 10, t1, lease);
+        let v = l.judge(
+            &[row("a", wall0), row("b", wall0 + SEC)],
+            wall0 + 19 * SEC / 10,
+            t1,
+            lease,
+        );
         assert_eq!(v.alive.len(), 2);
         assert_eq!(v.next_expiry, Some(t0 + lease));
         let t2 = t0 + lease;
-        let v = l.judge(&[row("a", wall0), row("b", wall0 + 2 * SEC)], wall0 + 2 * SEC, t2, lease);
+        let v = l.judge(
+            &[row("a", wall0), row("b", wall0 + 2 * SEC)],
+            wall0 + 2 * SEC,
+            t2,
+            lease,
+        );
         assert_eq!(v.dead, vec![ClientId::new("a")]);
         assert_eq!(v.alive, vec![ClientId::new("b")]);
     }
@@ -113,13 +125,23 @@ mod tests {
         for i in 0..10u32 {
             writer += 6 * SEC / 10;
             let ours = writer + 5 * SEC;
-            let v = l.judge(&[row("w", writer)], ours, t0 + Duration::from_millis(600) * i, lease);
+            let v = l.judge(
+                &[row("w", writer)],
+                ours,
+                t0 + Duration::from_millis(600) * i,
+                lease,
+            );
             assert_eq!(v.alive.len(), 1, "step {i}");
         }
         // A writer whose clock is far ahead stops: dead after two leases unchanged.
         let mut l = Liveness::default();
         let ahead = 500 * SEC;
-        assert_eq!(l.judge(&[row("w", ahead)], 100 * SEC, t0, lease).alive.len(), 1);
+        assert_eq!(
+            l.judge(&[row("w", ahead)], 100 * SEC, t0, lease)
+                .alive
+                .len(),
+            1
+        );
         let v = l.judge(&[row("w", ahead)], 102 * SEC, t0 + lease, lease);
         assert_eq!(v.alive.len(), 1);
         let v = l.judge(&[row("w", ahead)], 104 * SEC, t0 + lease * 2, lease);
@@ -129,7 +151,12 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn rows_from_long_ago_are_dead_at_once() {
         let mut l = Liveness::default();
-        let v = l.judge(&[row("old", 0)], 1_000 * SEC, Instant::now(), Duration::from_secs(2));
+        let v = l.judge(
+            &[row("old", 0)],
+            1_000 * SEC,
+            Instant::now(),
+            Duration::from_secs(2),
+        );
         assert_eq!(v.dead, vec![ClientId::new("old")]);
     }
 }

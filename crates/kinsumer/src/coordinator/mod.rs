@@ -417,13 +417,14 @@ impl Coordinator {
                 .is_some_and(|row| row.owner_id.as_ref() != Some(me));
             if taken {
                 self.lost(&shard);
-            } else if assignment.get(&shard) != Some(me) && !finished.contains(&shard) {
-                if matches!(
+            } else if assignment.get(&shard) != Some(me)
+                && !finished.contains(&shard)
+                && matches!(
                     self.leases.get(&shard).map(|l| l.phase),
                     Some(Phase::Reading)
-                ) {
-                    self.begin_release(&shard);
-                }
+                )
+            {
+                self.begin_release(&shard);
             }
         }
 

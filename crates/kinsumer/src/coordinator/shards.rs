@@ -26,7 +26,10 @@ pub fn eligible_shards(shards: &[ShardDescription], finished: &HashSet<ShardId>)
 }
 
 /// The shard list the leader caches: every listed shard not yet finished, sorted by id.
-pub fn cached_shards(listed: &[ShardDescription], finished: &HashSet<ShardId>) -> Vec<ShardDescription> {
+pub fn cached_shards(
+    listed: &[ShardDescription],
+    finished: &HashSet<ShardId>,
+) -> Vec<ShardDescription> {
     let mut shards: Vec<ShardDescription> = listed
         .iter()
         .filter(|s| !finished.contains(&s.id))

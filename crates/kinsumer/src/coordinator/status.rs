@@ -118,17 +118,19 @@ impl ClusterState {
             })
             .collect();
         for c in &checkpoints {
-            let entry = by_shard.entry(c.shard.clone()).or_insert_with(|| ShardStatus {
-                id: c.shard.clone(),
-                parent: None,
-                adjacent_parent: None,
-                closed: c.finished.is_some(),
-                owner_id: None,
-                owner_name: None,
-                checkpoint: None,
-                finished: false,
-                last_update: None,
-            });
+            let entry = by_shard
+                .entry(c.shard.clone())
+                .or_insert_with(|| ShardStatus {
+                    id: c.shard.clone(),
+                    parent: None,
+                    adjacent_parent: None,
+                    closed: c.finished.is_some(),
+                    owner_id: None,
+                    owner_name: None,
+                    checkpoint: None,
+                    finished: false,
+                    last_update: None,
+                });
             entry.owner_id = c.owner_id.clone();
             entry.owner_name = c.owner_name.clone();
             entry.checkpoint = c.position.clone();

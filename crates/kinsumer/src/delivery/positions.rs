@@ -83,7 +83,10 @@ mod tests {
             })
         );
         assert_eq!(log.get(3), Some(Position::after(b)));
-        assert_eq!(log.get(4), Some(Position::after(SequenceNumber::new("30000"))));
+        assert_eq!(
+            log.get(4),
+            Some(Position::after(SequenceNumber::new("30000")))
+        );
         assert_eq!(log.get(5), None);
         assert_eq!(log.text, "100200030000");
     }

@@ -120,10 +120,17 @@ impl MemoryKinesis {
 
     /// Splits an open shard at the middle of its hash range into two children.
     /// Returns the children's ids.
-    pub fn split_shard(&self, stream: &str, shard: &ShardId) -> Result<(ShardId, ShardId), ServiceError> {
+    pub fn split_shard(
+        &self,
+        stream: &str,
+        shard: &ShardId,
+    ) -> Result<(ShardId, ShardId), ServiceError> {
         let mut state = self.lock();
         let ending = SequenceNumber::new(state.next_sequence.max(FIRST_SEQUENCE).to_string());
-        let s = state.streams.get_mut(stream).ok_or_else(|| not_found(stream))?;
+        let s = state
+            .streams
+            .get_mut(stream)
+            .ok_or_else(|| not_found(stream))?;
         let parent = s
             .shards
             .iter_mut()
@@ -143,10 +150,18 @@ impl MemoryKinesis {
     }
 
     /// Merges two open shards with adjacent hash ranges. Returns the child's id.
-    pub fn merge_shards(&self, stream: &str, first: &ShardId, second: &ShardId) -> Result<ShardId, ServiceError> {
+    pub fn merge_shards(
+        &self,
+        stream: &str,
+        first: &ShardId,
+        second: &ShardId,
+    ) -> Result<ShardId, ServiceError> {
         let mut state = self.lock();
         let ending = SequenceNumber::new(state.next_sequence.max(FIRST_SEQUENCE).to_string());
-        let s = state.streams.get_mut(stream).ok_or_else(|| not_found(stream))?;
+        let s = state
+            .streams
+            .get_mut(stream)
+            .ok_or_else(|| not_found(stream))?;
         let range_of = |id: &ShardId, shards: &[Shard]| {
             shards
                 .iter()
@@ -167,7 +182,12 @@ impl MemoryKinesis {
                 sh.description.ending_sequence = Some(ending.clone());
             }
         }
-        let child = Shard::new(s.next_shard, Some(first.clone()), Some(second.clone()), (lo.0, hi.1));
+        let child = Shard::new(
+            s.next_shard,
+            Some(first.clone()),
+            Some(second.clone()),
+            (lo.0, hi.1),
+        );
         s.next_shard += 1;
         let id = child.description.id.clone();
         s.shards.push(child);
@@ -199,14 +219,22 @@ impl MemoryKinesis {
         let mut state = self.lock();
         *state.calls.entry(operation).or_default() += 1;
         if let Some(kind) = state.faults.get_mut(&operation).and_then(|q| q.pop_front()) {
-            return Err(ServiceError::new(kind, format!("injected {kind:?} failure of {operation:?}")));
+            return Err(ServiceError::new(
+                kind,
+                format!("injected {kind:?} failure of {operation:?}"),
+            ));
         }
         Ok(state)
     }
 }
 
 impl Shard {
-    fn new(index: usize, parent: Option<ShardId>, adjacent: Option<ShardId>, range: (u128, u128)) -> Self {
+    fn new(
+        index: usize,
+        parent: Option<ShardId>,
+        adjacent: Option<ShardId>,
+        range: (u128, u128),
+    ) -> Self {
         Shard {
             description: ShardDescription {
                 id: ShardId::new(format!("shardId-{index:012}")),
@@ -247,7 +275,11 @@ fn decode_iterator(it: &str) -> Option<(&str, usize, usize)> {
 impl KinesisTransport for MemoryKinesis {
     async fn describe_stream(&self, stream: &str) -> Result<(), ServiceError> {
         let state = self.begin(Operation::DescribeStream)?;
-        state.streams.get(stream).map(|_| ()).ok_or_else(|| not_found(stream))
+        state
+            .streams
+            .get(stream)
+            .map(|_| ())
+            .ok_or_else(|| not_found(stream))
     }
 
     async fn list_shards(&self, stream: &str) -> Result<Vec<ShardDescription>, ServiceError> {
@@ -278,7 +310,9 @@ impl KinesisTransport for MemoryKinesis {
                 .iter()
                 .position(|r| r.approximate_arrival.is_some_and(|a| a >= *t))
                 .unwrap_or(sh.records.len()),
-            StartingPosition::After(seq) => sh.records.partition_point(|r| r.sequence_number <= *seq),
+            StartingPosition::After(seq) => {
+                sh.records.partition_point(|r| r.sequence_number <= *seq)
+            }
             StartingPosition::At(seq) => sh.records.partition_point(|r| r.sequence_number < *seq),
         };
         Ok(encode_iterator(stream, i, index))
@@ -292,7 +326,11 @@ impl KinesisTransport for MemoryKinesis {
         let s = state.streams.get(stream).ok_or_else(|| not_found(stream))?;
         let sh = s.shards.get(shard).ok_or_else(|| not_found("shard"))?;
         let end = sh.records.len().min(index + limit as usize);
-        let records = sh.records.get(index..end).map(<[_]>::to_vec).unwrap_or_default();
+        let records = sh
+            .records
+            .get(index..end)
+            .map(<[_]>::to_vec)
+            .unwrap_or_default();
         let closed = sh.description.ending_sequence.is_some();
         let at_end = end >= sh.records.len();
         let next_iterator = if closed && at_end {
@@ -341,7 +379,11 @@ impl KinesisTransport for MemoryKinesis {
 
 /// Convenience for tests and the demo: writes one record directly.
 impl MemoryKinesis {
-    fn put_entries(&self, stream: &str, entries: Vec<PutEntry>) -> Result<Vec<PutOutcome>, ServiceError> {
+    fn put_entries(
+        &self,
+        stream: &str,
+        entries: Vec<PutEntry>,
+    ) -> Result<Vec<PutOutcome>, ServiceError> {
         let mut state = self.begin(Operation::PutRecords)?;
         let now = SystemTime::now();
         let State {
@@ -379,7 +421,12 @@ impl MemoryKinesis {
     }
 
     /// Puts one record; returns its shard and sequence number.
-    pub fn put(&self, stream: &str, partition_key: &str, data: Bytes) -> Result<(ShardId, SequenceNumber), ServiceError> {
+    pub fn put(
+        &self,
+        stream: &str,
+        partition_key: &str,
+        data: Bytes,
+    ) -> Result<(ShardId, SequenceNumber), ServiceError> {
         let outcome = self.put_entries(
             stream,
             vec![PutEntry {
@@ -424,7 +471,11 @@ mod tests {
         assert!(shards[0].ending_sequence.is_some());
         assert_eq!(shards[1].parent.as_ref(), Some(&parent));
         let it = k
-            .shard_iterator("s", &parent, &StartingPosition::Initial(InitialPosition::TrimHorizon))
+            .shard_iterator(
+                "s",
+                &parent,
+                &StartingPosition::Initial(InitialPosition::TrimHorizon),
+            )
             .await
             .expect("iterator");
         let page = k.get_records(&it, 100).await.expect("records");
@@ -445,14 +496,29 @@ mod tests {
             let k = k.clone();
             let shard = shard.clone();
             async move {
-                let it = k.shard_iterator("s", &shard, &from).await.expect("iterator");
+                let it = k
+                    .shard_iterator("s", &shard, &from)
+                    .await
+                    .expect("iterator");
                 let page = k.get_records(&it, 100).await.expect("records");
-                page.records.into_iter().map(|r| r.data[0]).collect::<Vec<u8>>()
+                page.records
+                    .into_iter()
+                    .map(|r| r.data[0])
+                    .collect::<Vec<u8>>()
             }
         };
-        assert_eq!(read(StartingPosition::After(seqs[1].clone())).await, vec![2, 3, 4]);
-        assert_eq!(read(StartingPosition::At(seqs[1].clone())).await, vec![1, 2, 3, 4]);
-        assert_eq!(read(StartingPosition::Initial(InitialPosition::Latest)).await, Vec::<u8>::new());
+        assert_eq!(
+            read(StartingPosition::After(seqs[1].clone())).await,
+            vec![2, 3, 4]
+        );
+        assert_eq!(
+            read(StartingPosition::At(seqs[1].clone())).await,
+            vec![1, 2, 3, 4]
+        );
+        assert_eq!(
+            read(StartingPosition::Initial(InitialPosition::Latest)).await,
+            Vec::<u8>::new()
+        );
     }
 
     #[tokio::test]
@@ -460,7 +526,10 @@ mod tests {
         let k = MemoryKinesis::new();
         k.create_stream("s", 1);
         k.inject_failures(Operation::ListShards, ServiceErrorKind::Throttled, 2);
-        assert_eq!(k.list_shards("s").await.map_err(|e| e.kind), Err(ServiceErrorKind::Throttled));
+        assert_eq!(
+            k.list_shards("s").await.map_err(|e| e.kind),
+            Err(ServiceErrorKind::Throttled)
+        );
         assert!(k.list_shards("s").await.is_err());
         assert!(k.list_shards("s").await.is_ok());
         assert_eq!(k.calls(Operation::ListShards), 3);

@@ -104,6 +104,11 @@ pub enum DeaggError {
     TooShort,
 }
 
+/// True when `data` starts with the KPL magic number (a cheap test before [`deaggregate`]).
+pub fn is_aggregated(data: &[u8]) -> bool {
+    data.starts_with(&MAGIC)
+}
+
 /// Splits one Kinesis record into its KPL user records.
 ///
 /// Returns [`Deaggregated::Plain`] for a record without the KPL magic
@@ -114,6 +119,12 @@ pub enum DeaggError {
 ///
 /// Keys that are not valid UTF-8 are decoded lossily (U+FFFD), as the KCL
 /// does, rather than failing the whole aggregate. Tags are ignored.
+///
+/// Two deliberate differences from the KCL's de-aggregator: the magic
+/// number followed by the MD5 of an empty body (20 bytes) is an aggregate
+/// with no user records, not a plain record; and user records are not
+/// filtered by the shard's hash key range (the KCL silently drops a whole
+/// aggregate if one of its keys falls outside it).
 pub fn deaggregate(data: Bytes) -> Deaggregated {
     if !data.starts_with(&MAGIC) {
         return Deaggregated::Plain(data);
@@ -139,28 +150,25 @@ fn user_records(data: &Bytes) -> Result<Vec<UserRecord>, DeaggError> {
         .map_err(|e| DeaggError::Decode(e.to_string()))?;
     let partition_keys = key_table(&message.partition_key_table);
     let hash_keys = key_table(&message.explicit_hash_key_table);
-    (0u64..)
-        .zip(message.records)
-        .map(|(sub_sequence_number, record)| {
-            let missing = |field| {
-                DeaggError::Decode(format!(
-                    "user record {sub_sequence_number} has no {field}"
-                ))
-            };
-            let pk_index = record
-                .partition_key_index
-                .ok_or_else(|| missing("partition_key_index"))?;
-            Ok(UserRecord {
-                partition_key: lookup(&partition_keys, pk_index)?,
-                explicit_hash_key: record
-                    .explicit_hash_key_index
-                    .map(|index| lookup(&hash_keys, index))
-                    .transpose()?,
-                data: record.data.ok_or_else(|| missing("data"))?,
-                sub_sequence_number,
-            })
-        })
-        .collect()
+    // A plain loop, not `collect::<Result<..>>()`, which cannot pre-size.
+    let mut records = Vec::with_capacity(message.records.len());
+    for (sub_sequence_number, record) in (0u64..).zip(message.records) {
+        let missing =
+            |field| DeaggError::Decode(format!("user record {sub_sequence_number} has no {field}"));
+        let pk_index = record
+            .partition_key_index
+            .ok_or_else(|| missing("partition_key_index"))?;
+        records.push(UserRecord {
+            partition_key: lookup(&partition_keys, pk_index)?,
+            explicit_hash_key: record
+                .explicit_hash_key_index
+                .map(|index| lookup(&hash_keys, index))
+                .transpose()?,
+            data: record.data.ok_or_else(|| missing("data"))?,
+            sub_sequence_number,
+        });
+    }
+    Ok(records)
 }
 
 /// Turns a key table into shared strings, one allocation per entry.
@@ -380,7 +388,10 @@ mod tests {
         assert_eq!(distinct.len(), 7);
         assert!(records.iter().any(|r| &*r.partition_key == "clé-ü-€"));
         assert_eq!(
-            records.iter().filter(|r| r.explicit_hash_key.is_some()).count(),
+            records
+                .iter()
+                .filter(|r| r.explicit_hash_key.is_some())
+                .count(),
             34
         );
     }
@@ -436,9 +447,18 @@ mod tests {
             }],
         };
         let input = frame(&base.encode_to_vec());
-        assert_eq!(expect_records(deaggregate(input))[0].explicit_hash_key.as_deref(), Some("2"));
+        assert_eq!(
+            expect_records(deaggregate(input))[0]
+                .explicit_hash_key
+                .as_deref(),
+            Some("2")
+        );
 
-        let cases = [(Some(1), None, 1, 1), (Some(u64::MAX), None, u64::MAX, 1), (Some(0), Some(2), 2, 2)];
+        let cases = [
+            (Some(1), None, 1, 1),
+            (Some(u64::MAX), None, u64::MAX, 1),
+            (Some(0), Some(2), 2, 2),
+        ];
         for (pk, ehk, index, table_len) in cases {
             let mut msg = base.clone();
             msg.records[0].partition_key_index = pk;
@@ -452,7 +472,13 @@ mod tests {
         msg.partition_key_table.clear();
         let input = frame(&msg.encode_to_vec());
         let reason = expect_corrupt(&input, deaggregate(input.clone()));
-        assert_eq!(reason, DeaggError::BadKeyIndex { index: 0, table_len: 0 });
+        assert_eq!(
+            reason,
+            DeaggError::BadKeyIndex {
+                index: 0,
+                table_len: 0
+            }
+        );
     }
 
     #[test]
@@ -490,12 +516,18 @@ mod tests {
         let mut body = records.encode_to_vec();
         body.extend(tables.encode_to_vec());
         let out = expect_records(deaggregate(frame(&body)));
-        assert_eq!(specs_of(&out), vec![("pk".into(), None, b"late tables".to_vec())]);
+        assert_eq!(
+            specs_of(&out),
+            vec![("pk".into(), None, b"late tables".to_vec())]
+        );
     }
 
     #[test]
     fn errors_display() {
-        let e = DeaggError::BadKeyIndex { index: 9, table_len: 2 };
+        let e = DeaggError::BadKeyIndex {
+            index: 9,
+            table_len: 2,
+        };
         assert_eq!(
             e.to_string(),
             "KPL aggregate key index 9 is out of range for a table of 2 keys"

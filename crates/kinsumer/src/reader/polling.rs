@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use super::backoff::Backoff;
-use super::deagg::{deaggregate, Deaggregated};
+use super::deagg::{deaggregate, is_aggregated, Deaggregated};
 use crate::delivery::{BatchProgress, PositionLog, Sender, ShardCursor};
 use crate::error::{Error, ServiceError, ServiceErrorKind};
 use crate::kinesis::{KinesisTransport, RawRecord, StartingPosition};
@@ -98,7 +98,10 @@ impl PollingReader {
                 Ok(page) => page,
                 Err(e) if e.kind == ServiceErrorKind::ExpiredIterator => {
                     debug!(shard = %self.shard, "shard iterator expired; renewing it");
-                    self.ctx.config.stats.retried("GetRecords", Some(&self.shard));
+                    self.ctx
+                        .config
+                        .stats
+                        .retried("GetRecords", Some(&self.shard));
                     continue;
                 }
                 Err(e) if e.is_retryable() => {
@@ -206,43 +209,33 @@ impl PollingReader {
         records: &mut Vec<Record>,
         positions: &mut PositionLog,
     ) {
-        let plain = |data| Record {
-            data,
-            partition_key: raw.partition_key.clone(),
-            explicit_hash_key: None,
-            sequence_number: raw.sequence_number.clone(),
-            sub_sequence_number: None,
-            shard_id: self.shard.clone(),
-            approximate_arrival: raw.approximate_arrival,
-            ack: None,
-        };
-        if !self.ctx.config.deaggregate {
+        if !self.ctx.config.deaggregate || !is_aggregated(&raw.data) {
             positions.push(&raw.sequence_number, None);
-            records.push(plain(raw.data));
+            records.push(self.plain(raw, None));
             return;
         }
         match deaggregate(raw.data.clone()) {
-            Deaggregated::Plain(data) => {
+            Deaggregated::Plain(_) => {
                 positions.push(&raw.sequence_number, None);
-                records.push(plain(data));
+                records.push(self.plain(raw, None));
             }
-            Deaggregated::Corrupt { data, reason } => {
+            Deaggregated::Corrupt { reason, .. } => {
                 warn!(shard = %self.shard, sequence = %raw.sequence_number, %reason,
                     "record has the KPL magic number but is not a valid aggregate; delivering it as a plain record");
                 self.ctx.config.stats.corrupt_aggregate(&self.shard);
                 positions.push(&raw.sequence_number, None);
-                records.push(plain(data));
+                records.push(self.plain(raw, None));
             }
             Deaggregated::Aggregated(users) => {
                 let count = users.len();
                 for (i, user) in users.into_iter().enumerate() {
                     let sub = user.sub_sequence_number;
-                    if let Some(skip) = skip_through {
-                        if skip.sequence == raw.sequence_number
+                    let processed = skip_through.is_some_and(|skip| {
+                        skip.sequence == raw.sequence_number
                             && skip.sub_sequence.is_some_and(|s| sub <= s)
-                        {
-                            continue;
-                        }
+                    });
+                    if processed {
+                        continue;
                     }
                     // The last user record completes the Kinesis record.
                     let position_sub = if i + 1 == count { None } else { Some(sub) };
@@ -259,6 +252,20 @@ impl PollingReader {
                     });
                 }
             }
+        }
+    }
+
+    /// A record handed out as Kinesis returned it (moving, not copying, its fields).
+    fn plain(&self, raw: RawRecord, sub_sequence_number: Option<u64>) -> Record {
+        Record {
+            data: raw.data,
+            partition_key: raw.partition_key,
+            explicit_hash_key: None,
+            sequence_number: raw.sequence_number,
+            sub_sequence_number,
+            shard_id: self.shard.clone(),
+            approximate_arrival: raw.approximate_arrival,
+            ack: None,
         }
     }
 

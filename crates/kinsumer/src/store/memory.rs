@@ -113,7 +113,11 @@ impl CoordinationStore for MemoryStore {
 
     async fn reap_client(&self, id: &ClientId, cutoff: i64) -> Result<bool> {
         let mut state = self.open("DeleteItem", &self.tables.clients)?;
-        if state.clients.get(id).is_some_and(|c| c.last_update < cutoff) {
+        if state
+            .clients
+            .get(id)
+            .is_some_and(|c| c.last_update < cutoff)
+        {
             state.clients.remove(id);
             return Ok(true);
         }
@@ -155,9 +159,7 @@ impl CoordinationStore for MemoryStore {
         let free = match &row.owner_id {
             None => true,
             Some(owner) if owner == lease.owner => true,
-            Some(owner) => {
-                expired_owner.is_some_and(|(o, lu)| o == owner && lu == row.last_update)
-            }
+            Some(owner) => expired_owner.is_some_and(|(o, lu)| o == owner && lu == row.last_update),
         };
         if !free || row.finished.is_some() {
             return Ok(None);
@@ -188,7 +190,11 @@ impl CoordinationStore for MemoryStore {
         }
     }
 
-    async fn release_lease(&self, lease: LeaseWrite<'_>, position: Option<&Position>) -> Result<bool> {
+    async fn release_lease(
+        &self,
+        lease: LeaseWrite<'_>,
+        position: Option<&Position>,
+    ) -> Result<bool> {
         let mut state = self.open("UpdateItem", &self.tables.checkpoints)?;
         match state.checkpoints.get_mut(lease.shard) {
             Some(row) if row.owner_id.as_ref() == Some(lease.owner) => {
@@ -207,7 +213,13 @@ impl CoordinationStore for MemoryStore {
         Ok(state.leader.clone())
     }
 
-    async fn claim_leadership(&self, id: &ClientId, name: &str, now: i64, cutoff: i64) -> Result<bool> {
+    async fn claim_leadership(
+        &self,
+        id: &ClientId,
+        name: &str,
+        now: i64,
+        cutoff: i64,
+    ) -> Result<bool> {
         let mut state = self.open("PutItem", &self.tables.metadata)?;
         let may = match &state.leader {
             None => true,

@@ -125,15 +125,23 @@ pub trait CoordinationStore: Send + Sync + 'static {
     ) -> Result<bool>;
     /// Writes the checkpoint and gives the lease up, if it is still ours.
     /// Returns false when it is not.
-    async fn release_lease(&self, lease: LeaseWrite<'_>, position: Option<&Position>)
-        -> Result<bool>;
+    async fn release_lease(
+        &self,
+        lease: LeaseWrite<'_>,
+        position: Option<&Position>,
+    ) -> Result<bool>;
 
     /// The leader item, if any.
     async fn get_leader(&self) -> Result<Option<LeaderRow>>;
     /// Becomes or stays leader if there is none, it is us, or the leader's
     /// `LastUpdate` is at or before `cutoff`. Returns whether we are leader.
-    async fn claim_leadership(&self, id: &ClientId, name: &str, now: i64, cutoff: i64)
-        -> Result<bool>;
+    async fn claim_leadership(
+        &self,
+        id: &ClientId,
+        name: &str,
+        now: i64,
+        cutoff: i64,
+    ) -> Result<bool>;
     /// Gives leadership up if we hold it.
     async fn release_leadership(&self, id: &ClientId, now: i64) -> Result<()>;
     /// The cached shard list, if the leader wrote one.

@@ -112,7 +112,10 @@ mod tests {
     #[test]
     fn table_names_follow_the_go_library() {
         let t = TableNames::for_app("orders");
-        assert_eq!(t.all(), ["orders_clients", "orders_checkpoints", "orders_metadata"]);
+        assert_eq!(
+            t.all(),
+            ["orders_clients", "orders_checkpoints", "orders_metadata"]
+        );
     }
 
     #[test]

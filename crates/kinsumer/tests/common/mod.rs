@@ -239,7 +239,8 @@ impl Emulators {
             let mut end = start;
             let mut bytes = 0;
             while end < entries.len() && end - start < PUT_BATCH_RECORDS {
-                let size = entries[end].data().as_ref().len() + entries[end].partition_key().map_or(0, str::len);
+                let size = entries[end].data().as_ref().len()
+                    + entries[end].partition_key().map_or(0, str::len);
                 if end > start && bytes + size > PUT_BATCH_BYTES {
                     break;
                 }
@@ -319,7 +320,9 @@ impl Emulators {
             .list_shards(stream)
             .await
             .into_iter()
-            .filter(|s| s.parent_shard_id() == Some(shard_id) && s.adjacent_parent_shard_id().is_none())
+            .filter(|s| {
+                s.parent_shard_id() == Some(shard_id) && s.adjacent_parent_shard_id().is_none()
+            })
             .map(|s| {
                 let start = s
                     .hash_key_range()
@@ -421,7 +424,11 @@ async fn put_batch(
         let mut failed = Vec::new();
         let mut last_error = String::new();
         for (&i, result) in pending.iter().zip(out.records()) {
-            match (result.error_code(), result.shard_id(), result.sequence_number()) {
+            match (
+                result.error_code(),
+                result.shard_id(),
+                result.sequence_number(),
+            ) {
                 (None, Some(shard_id), Some(sequence_number)) => {
                     outcomes[i] = Some(PutOutcome {
                         shard_id: shard_id.to_string(),
@@ -525,8 +532,29 @@ impl fmt::Display for Emulator {
     }
 }
 
+/// `.ci/emulators` at the workspace root (two levels above this crate).
 fn emulators_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.ci/emulators")
+    let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    crate_dir
+        .ancestors()
+        .nth(2)
+        .unwrap_or(crate_dir)
+        .join(".ci/emulators")
+}
+
+/// Removes the run directories (port file, log) of test processes that are gone.
+fn remove_stale_run_dirs(runs: &Path) {
+    let Ok(entries) = std::fs::read_dir(runs) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if let Some((pid, _)) = name.split_once('-') {
+            if !Path::new("/proc").join(pid).exists() {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
 }
 
 /// Starts one emulator on a free loopback port, watching this process; returns its endpoint URL.
@@ -536,9 +564,9 @@ async fn start_emulator(emulator: Emulator) -> String {
         .expect("installing the emulators' node modules");
 
     let dir = emulators_dir();
-    let run_dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("kinsumer-emulators")
-        .join(format!("{}-{emulator}", std::process::id()));
+    let runs = Path::new(env!("CARGO_TARGET_TMPDIR")).join("kinsumer-emulators");
+    remove_stale_run_dirs(&runs);
+    let run_dir = runs.join(format!("{}-{emulator}", std::process::id()));
     std::fs::create_dir_all(&run_dir)
         .unwrap_or_else(|e| panic!("creating {}: {e}", run_dir.display()));
     let port_file = run_dir.join("port");
@@ -553,10 +581,17 @@ async fn start_emulator(emulator: Emulator) -> String {
     let mut child = Command::new("node")
         .arg("-r")
         .arg(dir.join("loopback.js"))
-        .arg(dir.join("node_modules").join(emulator.package()).join("cli.js"))
+        .arg(
+            dir.join("node_modules")
+                .join(emulator.package())
+                .join("cli.js"),
+        )
         .args(emulator.args())
         .env("KINSUMER_EMULATOR_PORT_FILE", &port_file)
-        .env("KINSUMER_EMULATOR_PARENT_PID", std::process::id().to_string())
+        .env(
+            "KINSUMER_EMULATOR_PARENT_PID",
+            std::process::id().to_string(),
+        )
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(log_err)
@@ -604,8 +639,11 @@ async fn start_emulator(emulator: Emulator) -> String {
 /// test processes running side by side install once.
 fn install_node_modules() {
     let dir = emulators_dir();
-    let installed =
-        || ["kinesalite", "dynalite"].iter().all(|p| dir.join("node_modules").join(p).join("cli.js").is_file());
+    let installed = || {
+        ["kinesalite", "dynalite"]
+            .iter()
+            .all(|p| dir.join("node_modules").join(p).join("cli.js").is_file())
+    };
     if installed() {
         return;
     }
