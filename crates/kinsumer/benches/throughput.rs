@@ -68,8 +68,11 @@ async fn drain(mut k: Kinsumer, n: usize) -> (Figures, Kinsumer) {
     let (t0, c0) = (Instant::now(), cpu_time());
     k.run().await.expect("run");
     let mut bytes = 0usize;
-    for _ in 0..n {
+    for i in 0..n {
         let r = k.next().await.expect("open").expect("record");
+        if i == 0 {
+            println!("(first record {:.3} s after run())", t0.elapsed().as_secs_f64());
+        }
         bytes += r.data.len();
     }
     let figures = Figures {
