@@ -500,7 +500,7 @@ impl Verdict {
     /// The `verdict: ...` line.
     fn line(&self) -> String {
         let mut line = format!(
-            "verdict: produced {}, delivered {}, duplicates {}, per-key order violations {}, lost {}",
+            "verdict: produced {}, delivered {} distinct, duplicates {}, per-key order violations {}, lost {}",
             self.produced, self.delivered, self.duplicates, self.order_violations, self.lost
         );
         if self.malformed > 0 {

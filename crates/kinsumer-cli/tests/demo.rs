@@ -18,7 +18,7 @@ fn a_short_demo_delivers_everything_in_order() {
         .find(|l| l.starts_with("verdict: "))
         .unwrap_or_else(|| panic!("no verdict line in:\n{stdout}"));
     assert!(
-        verdict.starts_with("verdict: produced 4000, delivered 4000, duplicates "),
+        verdict.starts_with("verdict: produced 4000, delivered 4000 distinct, duplicates "),
         "{verdict}"
     );
     assert!(

@@ -7,7 +7,9 @@
 //! Run with `cargo bench -p kinsumer --bench deagg`.
 
 // The module is compiled into the bench directly, so the bench does not
-// depend on how the crate exposes it.
+// depend on how the crate exposes it. Cargo builds benches with `--cfg test`
+// but, without a harness, drops `#[test]` functions: the module's test
+// helpers and imports are then unused.
 #[allow(dead_code, unused_imports)]
 #[path = "../src/reader/deagg.rs"]
 mod deagg;

@@ -39,7 +39,12 @@ fn config() -> Config {
         .with_dynamo_waiter_delay(Duration::from_millis(50))
 }
 
-fn spawn(mut k: Kinsumer, client: usize, log: Log, stop: CancellationToken) -> tokio::task::JoinHandle<()> {
+fn spawn(
+    mut k: Kinsumer,
+    client: usize,
+    log: Log,
+    stop: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
             tokio::select! {
@@ -87,7 +92,14 @@ async fn scenario(crash: bool) {
     let mut stops = Vec::new();
     let mut tasks = Vec::new();
     for client in 0..2 {
-        let mut k = Kinsumer::new(&emu.sdk_config(), &stream, &app, &format!("client-{client}"), config()).expect("build");
+        let mut k = Kinsumer::new(
+            &emu.sdk_config(),
+            &stream,
+            &app,
+            &format!("client-{client}"),
+            config(),
+        )
+        .expect("build");
         k.create_required_tables().await.expect("tables");
         k.run().await.expect("run");
         let stop = CancellationToken::new();
@@ -99,7 +111,10 @@ async fn scenario(crash: bool) {
     let victim_shards: HashSet<String> = {
         let log = log.lock().expect("log");
         let recent = log.iter().rev().take(200);
-        recent.filter(|d| d.client == 0).map(|d| d.shard.clone()).collect()
+        recent
+            .filter(|d| d.client == 0)
+            .map(|d| d.shard.clone())
+            .collect()
     };
     let t0 = Instant::now();
     let victim = tasks.remove(0);
@@ -117,10 +132,15 @@ async fn scenario(crash: bool) {
         let first = {
             let log = log.lock().expect("log");
             let mut firsts: HashMap<&str, Instant> = HashMap::new();
-            for d in log[event_index..].iter().filter(|d| d.client == 1 && victim_shards.contains(&d.shard)) {
+            for d in log[event_index..]
+                .iter()
+                .filter(|d| d.client == 1 && victim_shards.contains(&d.shard))
+            {
                 firsts.entry(&d.shard).or_insert(d.at);
             }
-            (firsts.len() == victim_shards.len()).then(|| firsts.values().max().copied()).flatten()
+            (firsts.len() == victim_shards.len())
+                .then(|| firsts.values().max().copied())
+                .flatten()
         };
         if let Some(at) = first {
             break Some(at.duration_since(t0));
@@ -136,7 +156,12 @@ async fn scenario(crash: bool) {
     // Drain what is left.
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
-        let distinct: HashSet<String> = log.lock().expect("log").iter().map(|d| d.data.clone()).collect();
+        let distinct: HashSet<String> = log
+            .lock()
+            .expect("log")
+            .iter()
+            .map(|d| d.data.clone())
+            .collect();
         if distinct.len() >= produced {
             break;
         }

@@ -71,7 +71,10 @@ async fn drain(mut k: Kinsumer, n: usize) -> (Figures, Kinsumer) {
     for i in 0..n {
         let r = k.next().await.expect("open").expect("record");
         if i == 0 {
-            println!("(first record {:.3} s after run())", t0.elapsed().as_secs_f64());
+            println!(
+                "(first record {:.3} s after run())",
+                t0.elapsed().as_secs_f64()
+            );
         }
         bytes += r.data.len();
     }

@@ -186,7 +186,7 @@ impl Kinsumer {
             .await
     }
 
-    /// Checks the tables and the stream, joins the cluster and starts consuming.
+    /// Checks the stream and the tables, joins the cluster and starts consuming.
     /// Returns at once; records then come from [`Kinsumer::next`].
     ///
     /// Fails with [`Error::TablesMissing`] or [`Error::NoSuchStream`] right away
@@ -196,9 +196,6 @@ impl Kinsumer {
             return Err(Error::RunTwice);
         }
         let shared = Arc::clone(&self.shared);
-        shared
-            .store_call("DescribeTable", shared.store.check_tables())
-            .await?;
         match shared
             .kinesis_call(shared.transport.describe_stream(&shared.stream))
             .await
@@ -218,6 +215,9 @@ impl Kinsumer {
                 })
             }
         }
+        shared
+            .store_call("DescribeTable", shared.store.check_tables())
+            .await?;
         shared
             .store_call("PutItem", shared.store.put_client(&shared.client_row()))
             .await?;

@@ -177,13 +177,13 @@ pub enum ConfigError {
     #[error("buffer size must be at least 1 record; use with_buffer_size(100)")]
     BufferSize,
     /// DynamoDB read or write capacity is zero.
-    #[error("DynamoDB read/write capacity cannot be 0; set both with with_dynamo_capacity(10, 10), or use on-demand billing")]
+    #[error("DynamoDB read/write capacity cannot be 0; set with_dynamo_read_capacity(10) and with_dynamo_write_capacity(10), or use with_on_demand_billing()")]
     DynamoCapacity,
     /// DynamoDB waiter delay is zero.
     #[error("DynamoDB waiter delay must be greater than zero; use with_dynamo_waiter_delay(Duration::from_secs(3))")]
     DynamoWaiterDelay,
     /// Lease duration too short for the heartbeat to renew it.
-    #[error("lease duration {lease:?} must be at least 3 x the heartbeat interval and at least the shard-check frequency ({shard_check:?})")]
+    #[error("lease duration {lease:?} must be at least 300ms and at least the shard-check frequency ({shard_check:?}); use with_lease_duration(Duration::from_secs(2))")]
     LeaseDuration {
         /// The lease duration given.
         lease: Duration,

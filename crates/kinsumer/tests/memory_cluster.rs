@@ -310,3 +310,80 @@ async fn manual_ack_commits_only_acknowledged_records() {
     assert_eq!(String::from_utf8_lossy(&r.data), w.expected[6]);
     k.stop().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn churn_for_thirty_seconds_loses_nothing_and_never_delivers_twice() {
+    let mut w = World::new(8).await;
+    let log = Log::default();
+    let mut running = vec![w.start("base", &log).await];
+    let mut n = 0;
+    let end = tokio::time::Instant::now() + Duration::from_secs(30);
+    while tokio::time::Instant::now() < end {
+        w.put(50);
+        n += 1;
+        if n % 4 == 0 {
+            // A join, and every other time a graceful leave of the oldest.
+            running.push(w.start(&format!("c{n}"), &log).await);
+            if running.len() > 3 {
+                running.remove(0).stop().await;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(
+        log.wait_distinct(w.expected.len(), Duration::from_secs(30))
+            .await
+    );
+    assert!(log.missing(&w.expected).is_empty());
+    assert_eq!(
+        log.duplicates(),
+        0,
+        "graceful churn must not overlap two readers of a shard"
+    );
+    assert_eq!(log.order_violations(), 0);
+    for r in running {
+        r.stop().await;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn when_the_leader_dies_another_takes_over_and_new_shards_are_read() {
+    let mut w = World::new(2).await;
+    let log = Log::default();
+    let a = w.start("a", &log).await;
+    let b = w.start("b", &log).await;
+    w.put(100);
+    assert!(log.wait_distinct(100, Duration::from_secs(30)).await);
+    let leader = w
+        .store
+        .get_leader()
+        .await
+        .expect("leader")
+        .and_then(|l| l.name);
+    let (dead, survivor) = if leader.as_deref() == Some("a") {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    let survivor_name = survivor.name.clone();
+    dead.crash().await;
+    // New shards appear while only the non-leader is alive.
+    w.kinesis
+        .split_shard(STREAM, &ShardId::new("shardId-000000000001"))
+        .expect("split");
+    w.put(200);
+    assert!(
+        log.wait_distinct(300, Duration::from_secs(60)).await,
+        "delivered {}",
+        log.distinct()
+    );
+    let leader = w
+        .store
+        .get_leader()
+        .await
+        .expect("leader")
+        .and_then(|l| l.name);
+    assert_eq!(leader.as_deref(), Some(survivor_name.as_str()));
+    assert_eq!(log.order_violations(), 0);
+    survivor.stop().await;
+}

@@ -2,6 +2,7 @@
 //! and hand-off, and keeping exactly the owned shards' readers running.
 
 pub mod assignment;
+mod heartbeat;
 pub(crate) mod lease;
 pub(crate) mod liveness;
 pub mod shards;
@@ -96,6 +97,8 @@ pub(crate) struct Coordinator {
     shared: Arc<Shared>,
     sender: Sender,
     readers: JoinSet<ReaderExit>,
+    /// The heartbeat task (aborted with the coordinator on a crash).
+    background: JoinSet<()>,
     reader_shards: HashMap<TaskId, ShardId>,
     leases: BTreeMap<ShardId, HeldLease>,
     liveness: Liveness,
@@ -114,6 +117,7 @@ impl Coordinator {
             shared,
             sender,
             readers: JoinSet::new(),
+            background: JoinSet::new(),
             reader_shards: HashMap::new(),
             leases: BTreeMap::new(),
             liveness: Liveness::default(),
@@ -129,8 +133,14 @@ impl Coordinator {
     /// everything up gracefully.
     pub(crate) async fn run(mut self, stop: CancellationToken) {
         let config = Arc::clone(&self.shared.config);
-        let heartbeat_every = config.heartbeat_interval();
-        let mut next_heartbeat = Instant::now() + heartbeat_every;
+        // Heartbeats run on their own, so that slow coordination calls never delay them.
+        let (heartbeat_failures, mut heartbeat_failed) = tokio::sync::mpsc::channel(1);
+        let heartbeat_stop = CancellationToken::new();
+        self.background.spawn(heartbeat::beat(
+            Arc::clone(&self.shared),
+            heartbeat_failures,
+            heartbeat_stop.clone(),
+        ));
         let mut next_commit = Instant::now() + config.commit_frequency;
         let mut next_check = Instant::now();
         info!(client = %self.shared.client_id, name = %self.shared.client_name, stream = %self.shared.stream, "joined the cluster");
@@ -150,10 +160,7 @@ impl Coordinator {
                 Some(joined) = self.readers.join_next_with_id(), if !self.readers.is_empty() => {
                     self.on_reader_exit(joined).await;
                 }
-                _ = sleep_until(next_heartbeat) => {
-                    self.heartbeat().await;
-                    next_heartbeat = Instant::now() + heartbeat_every;
-                }
+                Some(error) = heartbeat_failed.recv() => self.fatal = Some(error),
                 _ = sleep_until(next_commit) => {
                     self.commit_all().await;
                     self.reconcile_readers();
@@ -173,6 +180,8 @@ impl Coordinator {
             warn!(%error, "stopping: the failure cannot heal by retrying");
             self.sender.report(error).await;
         }
+        heartbeat_stop.cancel();
+        while self.background.join_next().await.is_some() {}
         self.shutdown().await;
     }
 
@@ -191,19 +200,6 @@ impl Coordinator {
     fn succeeded(&mut self, what: &'static str) {
         if self.failing.remove(what) {
             info!("{what} works again");
-        }
-    }
-
-    async fn heartbeat(&mut self) {
-        let row = self.shared.client_row();
-        let store = Arc::clone(&self.shared.store);
-        match self
-            .shared
-            .store_call("PutItem", store.put_client(&row))
-            .await
-        {
-            Ok(()) => self.succeeded("heartbeat"),
-            Err(e) => self.failed("heartbeat", e),
         }
     }
 

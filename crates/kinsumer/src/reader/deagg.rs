@@ -174,7 +174,11 @@ fn user_records(data: &Bytes) -> Result<Vec<UserRecord>, DeaggError> {
 /// Turns a key table into shared strings, one allocation per entry.
 fn key_table(raw: &[Bytes]) -> Vec<Arc<str>> {
     raw.iter()
-        .map(|key| Arc::from(String::from_utf8_lossy(key).as_ref()))
+        .map(|key| match std::str::from_utf8(key) {
+            Ok(key) => Arc::from(key),
+            // Slower than `from_utf8`, so only for keys that need it.
+            Err(_) => Arc::from(String::from_utf8_lossy(key).as_ref()),
+        })
         .collect()
 }
 

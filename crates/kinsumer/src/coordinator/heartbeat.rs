@@ -1,0 +1,49 @@
+//! The client heartbeat: refreshes this client's row every third of a lease.
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use tokio::time::{sleep_until, Instant};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::Shared;
+use crate::error::Error;
+
+/// Writes this client's row until `stop`; sends a failure that cannot heal
+/// (e.g. the table was deleted) to `fatal` and ends.
+pub(crate) async fn beat(shared: Arc<Shared>, fatal: mpsc::Sender<Error>, stop: CancellationToken) {
+    let every = shared.config.heartbeat_interval();
+    let mut failing = false;
+    let mut next = Instant::now() + every;
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = sleep_until(next) => {}
+        }
+        next = Instant::now() + every;
+        let row = shared.client_row();
+        match shared
+            .store_call("PutItem", shared.store.put_client(&row))
+            .await
+        {
+            Ok(()) => {
+                if failing {
+                    info!("heartbeat works again");
+                    failing = false;
+                }
+            }
+            Err(e) if e.is_fatal() => {
+                let _ = fatal.send(e).await;
+                return;
+            }
+            Err(e) => {
+                shared.config.stats.retried("heartbeat", None);
+                if !failing {
+                    warn!(error = %e, "heartbeat failed; retrying");
+                    failing = true;
+                }
+            }
+        }
+    }
+}
