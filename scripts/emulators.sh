@@ -151,6 +151,7 @@ export AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:$(port_of dynalite)
 export AWS_ACCESS_KEY_ID=kinsumer-test
 export AWS_SECRET_ACCESS_KEY=kinsumer-test
 export AWS_REGION=us-east-1
+export AWS_DEFAULT_REGION=us-east-1
 export AWS_EC2_METADATA_DISABLED=true
 EOF
 }
