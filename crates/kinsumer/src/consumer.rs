@@ -9,6 +9,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
+use crate::coordinator::fence::Fence;
 use crate::coordinator::{Coordinator, Shared};
 use crate::delivery::{channel, Receiver};
 use crate::error::{Error, Result, ServiceErrorKind};
@@ -113,6 +114,7 @@ impl Kinsumer {
             return Err(Error::NoStreamName);
         }
         config.validate()?;
+        let config_lease = config.lease_duration;
         let client_name = if client_name.is_empty() {
             default_client_name()
         } else {
@@ -127,6 +129,7 @@ impl Kinsumer {
                 transport,
                 store,
                 clock: Clock::new(),
+                fence: Arc::new(Fence::new(config_lease)),
             }),
             state: State::Ready,
         })
@@ -218,18 +221,26 @@ impl Kinsumer {
         shared
             .store_call("DescribeTable", shared.store.check_tables())
             .await?;
+        let sent = shared.fence.now_ms();
         shared
             .store_call("PutItem", shared.store.put_client(&shared.client_row()))
             .await?;
+        shared.fence.heartbeat(sent);
         let config = &shared.config;
         let (sender, receiver) = channel(
             config.buffer_size,
             config.ack_mode,
             Arc::clone(&config.stats),
+            Arc::clone(&shared.fence),
         );
         let stop = CancellationToken::new();
         let coordinator = Coordinator::new(Arc::clone(&shared), sender);
-        let task = tokio::spawn(coordinator.run(stop.clone()));
+        let span =
+            tracing::info_span!("kinsumer", stream = %shared.stream, client = %shared.client_name);
+        let task = tokio::spawn(tracing::Instrument::instrument(
+            coordinator.run(stop.clone()),
+            span,
+        ));
         self.state = State::Running {
             receiver,
             stop,

@@ -23,11 +23,13 @@ pub(crate) async fn beat(shared: Arc<Shared>, fatal: mpsc::Sender<Error>, stop: 
         }
         next = Instant::now() + every;
         let row = shared.client_row();
+        let sent = shared.fence.now_ms();
         match shared
             .store_call("PutItem", shared.store.put_client(&row))
             .await
         {
             Ok(()) => {
+                shared.fence.heartbeat(sent);
                 if failing {
                     info!("heartbeat works again");
                     failing = false;

@@ -2,6 +2,7 @@
 //! and hand-off, and keeping exactly the owned shards' readers running.
 
 pub mod assignment;
+pub(crate) mod fence;
 mod heartbeat;
 pub(crate) mod lease;
 pub(crate) mod liveness;
@@ -38,6 +39,7 @@ pub(crate) struct Shared {
     pub(crate) transport: Arc<dyn KinesisTransport>,
     pub(crate) store: Arc<dyn CoordinationStore>,
     pub(crate) clock: Clock,
+    pub(crate) fence: Arc<fence::Fence>,
 }
 
 impl Shared {
@@ -136,14 +138,16 @@ impl Coordinator {
         // Heartbeats run on their own, so that slow coordination calls never delay them.
         let (heartbeat_failures, mut heartbeat_failed) = tokio::sync::mpsc::channel(1);
         let heartbeat_stop = CancellationToken::new();
-        self.background.spawn(heartbeat::beat(
-            Arc::clone(&self.shared),
-            heartbeat_failures,
-            heartbeat_stop.clone(),
-        ));
+        self.background
+            .spawn(tracing::Instrument::in_current_span(heartbeat::beat(
+                Arc::clone(&self.shared),
+                heartbeat_failures,
+                heartbeat_stop.clone(),
+            )));
         let mut next_commit = Instant::now() + config.commit_frequency;
         let mut next_check = Instant::now();
         info!(client = %self.shared.client_id, name = %self.shared.client_name, stream = %self.shared.stream, "joined the cluster");
+        let shared = Arc::clone(&self.shared);
         while self.fatal.is_none() {
             let check_at = match self.next_expiry {
                 Some(expiry) if expiry < next_check => expiry + Duration::from_millis(5),
@@ -161,6 +165,12 @@ impl Coordinator {
                     self.on_reader_exit(joined).await;
                 }
                 Some(error) = heartbeat_failed.recv() => self.fatal = Some(error),
+                _ = shared.fence.closed.notified() => {
+                    // A stall or lost heartbeats: re-validate the leases now.
+                    warn!("lease validity lapsed by the local clock; holding records back until the leases are re-validated");
+                    self.shard_check().await;
+                    self.reconcile_readers();
+                }
                 _ = sleep_until(next_commit) => {
                     self.commit_all().await;
                     self.reconcile_readers();
@@ -339,6 +349,7 @@ impl Coordinator {
 
     async fn try_shard_check(&mut self) -> Result<()> {
         let shared = Arc::clone(&self.shared);
+        let check = shared.fence.check_started();
         let store = &shared.store;
         let me = &shared.client_id;
         let rows = shared.store_call("Scan", store.list_clients()).await?;
@@ -449,6 +460,8 @@ impl Coordinator {
                     .insert(shard.clone(), HeldLease::new(cursor, row.position));
             }
         }
+        // Every lease held now was confirmed ours by rows read after `check` began.
+        shared.fence.check_finished(check);
         Ok(())
     }
 

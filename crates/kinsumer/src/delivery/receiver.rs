@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use super::batch::{Batch, BatchProgress};
 use super::cursor::ShardCursor;
 use crate::config::AckMode;
+use crate::coordinator::fence::Fence;
 use crate::error::Error;
 use crate::record::Record;
 use crate::stats::StatReceiver;
@@ -20,6 +21,7 @@ pub(crate) fn channel(
     buffer_size: usize,
     mode: AckMode,
     stats: Arc<dyn StatReceiver>,
+    fence: Arc<Fence>,
 ) -> (Sender, Receiver) {
     let buffer_size = buffer_size.clamp(1, Semaphore::MAX_PERMITS);
     // Every batch holds at least one permit, so the channel never holds more
@@ -41,6 +43,7 @@ pub(crate) fn channel(
             pending: None,
             mode,
             stats,
+            fence,
         },
     )
 }
@@ -97,6 +100,8 @@ pub(crate) struct Receiver {
     pending: Option<u32>,
     mode: AckMode,
     stats: Arc<dyn StatReceiver>,
+    /// Records are handed out only while the leases are valid by the local clock.
+    fence: Arc<Fence>,
 }
 
 impl Receiver {
@@ -116,6 +121,13 @@ impl Receiver {
         self.finish_pending();
         loop {
             if let Some(batch) = &mut self.current {
+                if !self.fence.is_open() {
+                    self.fence.close();
+                    self.fence.wait(cx.waker());
+                    if !self.fence.is_open() {
+                        return Poll::Pending;
+                    }
+                }
                 if let Some((mut record, index)) = batch.take_next() {
                     match self.mode {
                         AckMode::Auto => self.pending = Some(index),

@@ -188,6 +188,7 @@ impl PollingReader {
             // Everything was already processed (resumed inside an aggregate).
             return true;
         }
+        debug!(records = records.len(), "batch fetched");
         let progress = Arc::new(BatchProgress::new(positions));
         self.cursor.track(Arc::clone(&progress), last_read);
         self.ctx

@@ -1,0 +1,233 @@
+//! A client frozen past its lease (its coordination calls hang, its caller
+//! stops asking) must, once it resumes, hand out nothing from the shards
+//! another client took over meanwhile.
+
+mod harness;
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use harness::{Log, Running};
+use kinsumer::kinesis::memory::MemoryKinesis;
+use kinsumer::record::{ClientId, Position, ShardId};
+use kinsumer::store::memory::MemoryStore;
+use kinsumer::store::schema::TableNames;
+use kinsumer::store::{
+    CheckpointRow, ClientRow, CoordinationStore, LeaderRow, LeaseWrite, ShardCache,
+};
+use kinsumer::{Billing, Config, Kinsumer, Result};
+
+/// A view of a shared store whose calls hang while frozen.
+#[derive(Clone)]
+struct Freezable {
+    inner: MemoryStore,
+    frozen: Arc<AtomicBool>,
+}
+
+impl Freezable {
+    async fn gate(&self) {
+        while self.frozen.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+#[async_trait]
+impl CoordinationStore for Freezable {
+    fn tables(&self) -> &TableNames {
+        self.inner.tables()
+    }
+    async fn create_tables(&self, b: Billing, d: Duration) -> Result<()> {
+        self.gate().await;
+        self.inner.create_tables(b, d).await
+    }
+    async fn delete_tables(&self, d: Duration) -> Result<()> {
+        self.gate().await;
+        self.inner.delete_tables(d).await
+    }
+    async fn check_tables(&self) -> Result<()> {
+        self.gate().await;
+        self.inner.check_tables().await
+    }
+    async fn put_client(&self, row: &ClientRow) -> Result<()> {
+        self.gate().await;
+        self.inner.put_client(row).await
+    }
+    async fn delete_client(&self, id: &ClientId) -> Result<()> {
+        self.gate().await;
+        self.inner.delete_client(id).await
+    }
+    async fn reap_client(&self, id: &ClientId, cutoff: i64) -> Result<bool> {
+        self.gate().await;
+        self.inner.reap_client(id, cutoff).await
+    }
+    async fn list_clients(&self) -> Result<Vec<ClientRow>> {
+        self.gate().await;
+        self.inner.list_clients().await
+    }
+    async fn list_checkpoints(&self) -> Result<Vec<CheckpointRow>> {
+        self.gate().await;
+        self.inner.list_checkpoints().await
+    }
+    async fn get_checkpoint(&self, shard: &ShardId) -> Result<Option<CheckpointRow>> {
+        self.gate().await;
+        self.inner.get_checkpoint(shard).await
+    }
+    async fn capture_lease(
+        &self,
+        lease: LeaseWrite<'_>,
+        expired: Option<(&ClientId, i64)>,
+    ) -> Result<Option<CheckpointRow>> {
+        self.gate().await;
+        self.inner.capture_lease(lease, expired).await
+    }
+    async fn commit_lease(
+        &self,
+        lease: LeaseWrite<'_>,
+        p: Option<&Position>,
+        finished: bool,
+    ) -> Result<bool> {
+        self.gate().await;
+        self.inner.commit_lease(lease, p, finished).await
+    }
+    async fn release_lease(&self, lease: LeaseWrite<'_>, p: Option<&Position>) -> Result<bool> {
+        self.gate().await;
+        self.inner.release_lease(lease, p).await
+    }
+    async fn get_leader(&self) -> Result<Option<LeaderRow>> {
+        self.gate().await;
+        self.inner.get_leader().await
+    }
+    async fn claim_leadership(&self, id: &ClientId, n: &str, now: i64, cut: i64) -> Result<bool> {
+        self.gate().await;
+        self.inner.claim_leadership(id, n, now, cut).await
+    }
+    async fn release_leadership(&self, id: &ClientId, now: i64) -> Result<()> {
+        self.gate().await;
+        self.inner.release_leadership(id, now).await
+    }
+    async fn get_shard_cache(&self) -> Result<Option<ShardCache>> {
+        self.gate().await;
+        self.inner.get_shard_cache().await
+    }
+    async fn put_shard_cache(&self, c: &ShardCache) -> Result<()> {
+        self.gate().await;
+        self.inner.put_shard_cache(c).await
+    }
+}
+
+fn config() -> Config {
+    Config::new()
+        .with_shard_check_frequency(Duration::from_millis(500))
+        .with_leader_action_frequency(Duration::from_millis(500))
+        .with_commit_frequency(Duration::from_millis(200))
+        .with_lease_duration(Duration::from_secs(2))
+        .with_call_timeout(Duration::from_secs(30))
+}
+
+fn put(kinesis: &MemoryKinesis, from: usize, n: usize) -> Vec<String> {
+    (from..from + n)
+        .map(|i| {
+            let data = format!("k{}:{i}", i % 10);
+            kinesis
+                .put("s", &format!("k{}", i % 10), Bytes::from(data.clone()))
+                .expect("put");
+            data
+        })
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_frozen_client_delivers_nothing_from_shards_lost_while_frozen() {
+    let kinesis = MemoryKinesis::new();
+    kinesis.create_stream("s", 4);
+    let shared = MemoryStore::new("app");
+    shared
+        .create_tables(Billing::OnDemand, Duration::from_millis(1))
+        .await
+        .expect("tables");
+    let frozen = Arc::new(AtomicBool::new(false));
+    let store_a = Freezable {
+        inner: shared.clone(),
+        frozen: Arc::clone(&frozen),
+    };
+    let mut a = Kinsumer::with_backends(
+        Arc::new(kinesis.clone()),
+        Arc::new(store_a),
+        "s",
+        "a",
+        config(),
+    )
+    .expect("build");
+    a.run().await.expect("run");
+    let log = Log::default();
+    let mut b = Kinsumer::with_backends(
+        Arc::new(kinesis.clone()),
+        Arc::new(shared.clone()),
+        "s",
+        "b",
+        config(),
+    )
+    .expect("build");
+    b.run().await.expect("run");
+    let b = Running::start(b, log.clone());
+
+    let mut expected = put(&kinesis, 0, 200);
+    // a consumes its share until everything so far is delivered.
+    let mut a_before = Vec::new();
+    while log.distinct() + a_before.len() < 200 {
+        if let Ok(Some(Ok(r))) = tokio::time::timeout(Duration::from_millis(50), a.next()).await {
+            a_before.push(String::from_utf8_lossy(&r.data).into_owned());
+        }
+    }
+    assert!(!a_before.is_empty(), "a held shards before freezing");
+
+    // Freeze a: its coordination calls hang and its caller stops asking. Its
+    // readers keep fetching new records into its buffer meanwhile.
+    frozen.store(true, Ordering::SeqCst);
+    expected.extend(put(&kinesis, 200, 200));
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    // b took every shard over meanwhile.
+    let rows = shared.list_checkpoints().await.expect("rows");
+    assert!(
+        rows.iter().all(|r| r.owner_name.as_deref() == Some("b")),
+        "{rows:?}"
+    );
+
+    // Thaw a and let it run: it must hand out nothing more.
+    frozen.store(false, Ordering::SeqCst);
+    let mut a_after = Vec::new();
+    let end = tokio::time::Instant::now() + Duration::from_secs(5);
+    while tokio::time::Instant::now() < end {
+        if let Ok(Some(Ok(r))) = tokio::time::timeout(Duration::from_millis(100), a.next()).await {
+            a_after.push(String::from_utf8_lossy(&r.data).into_owned());
+        }
+    }
+    assert!(
+        a_after.is_empty(),
+        "a delivered {} records from lost shards after thawing",
+        a_after.len()
+    );
+
+    assert!(
+        log.wait_distinct(400 - a_before.len(), Duration::from_secs(20))
+            .await
+    );
+    let delivered: HashSet<String> = log
+        .snapshot()
+        .into_iter()
+        .map(|s| s.data)
+        .chain(a_before.iter().cloned())
+        .collect();
+    let missing: Vec<&String> = expected
+        .iter()
+        .filter(|e| !delivered.contains(*e))
+        .collect();
+    assert!(missing.is_empty(), "lost {} records", missing.len());
+    a.stop().await;
+    b.stop().await;
+}
