@@ -109,6 +109,8 @@ pub(crate) struct Coordinator {
     next_expiry: Option<Instant>,
     /// Set when a failure cannot heal; the consumer then stops.
     fatal: Option<Error>,
+    /// After a failed release, when to try again.
+    release_retry_at: Instant,
     /// Whether the last call of each kind failed (to log once per episode).
     failing: HashSet<&'static str>,
 }
@@ -127,6 +129,7 @@ impl Coordinator {
             next_leader_action: Instant::now(),
             next_expiry: None,
             fatal: None,
+            release_retry_at: Instant::now(),
             failing: HashSet::new(),
         }
     }
@@ -157,7 +160,8 @@ impl Coordinator {
                 .leases
                 .values()
                 .any(|l| matches!(l.phase, Phase::Releasing { .. }));
-            let release_poll = Instant::now() + Duration::from_millis(20);
+            let release_poll =
+                (Instant::now() + Duration::from_millis(20)).max(self.release_retry_at);
             tokio::select! {
                 biased;
                 _ = stop.cancelled() => break,
@@ -319,6 +323,7 @@ impl Coordinator {
                     if force {
                         self.leases.remove(&shard);
                     }
+                    self.release_retry_at = Instant::now() + self.shared.config.commit_frequency;
                     self.failed("release", e);
                 }
             }
@@ -341,6 +346,9 @@ impl Coordinator {
 
     /// Re-reads membership, leases and shards; rebalances.
     async fn shard_check(&mut self) {
+        // Set again by a successful check; a failed one must not leave an
+        // expiry in the past behind (that would re-run checks back to back).
+        self.next_expiry = None;
         match self.try_shard_check().await {
             Ok(()) => self.succeeded("shard check"),
             Err(e) => self.failed("shard check", e),
