@@ -61,6 +61,7 @@ pub struct Config {
     pub(crate) handoff_timeout: Duration,
     pub(crate) max_records_per_call: u32,
     pub(crate) call_timeout: Duration,
+    pub(crate) connect_timeout: Duration,
     pub(crate) ack_mode: AckMode,
     pub(crate) deaggregate: bool,
 }
@@ -84,6 +85,7 @@ impl Default for Config {
             handoff_timeout: Duration::from_secs(5),
             max_records_per_call: 10_000,
             call_timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(3),
             ack_mode: AckMode::Auto,
             deaggregate: true,
         }
@@ -105,6 +107,7 @@ impl fmt::Debug for Config {
             .field("handoff_timeout", &self.handoff_timeout)
             .field("max_records_per_call", &self.max_records_per_call)
             .field("call_timeout", &self.call_timeout)
+            .field("connect_timeout", &self.connect_timeout)
             .field("ack_mode", &self.ack_mode)
             .field("deaggregate", &self.deaggregate)
             .finish_non_exhaustive()
@@ -225,6 +228,13 @@ impl Config {
         self
     }
 
+    /// Timeout for opening a connection to AWS (applied to the SDK clients
+    /// `Kinsumer::new` builds); default 3 s.
+    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
     /// Automatic (default) or manual acknowledgement of records.
     pub fn with_ack_mode(mut self, mode: AckMode) -> Self {
         self.ack_mode = mode;
@@ -285,6 +295,9 @@ impl Config {
         }
         if self.call_timeout.is_zero() {
             return Err(ConfigError::Timeout("call"));
+        }
+        if self.connect_timeout.is_zero() {
+            return Err(ConfigError::Timeout("connect"));
         }
         if self.handoff_timeout.is_zero() {
             return Err(ConfigError::Timeout("handoff"));

@@ -51,7 +51,8 @@ enum State {
 }
 
 impl Kinsumer {
-    /// A consumer using the AWS SDK with `sdk_config` (the Go library's `New`).
+    /// A consumer using the AWS SDK with `sdk_config` (the Go library's `New`),
+    /// with the connect and call timeouts of `config` applied to its clients.
     /// An empty `client_name` becomes `<hostname>-<pid>`.
     pub fn new(
         sdk_config: &aws_config::SdkConfig,
@@ -60,9 +61,21 @@ impl Kinsumer {
         client_name: &str,
         config: Config,
     ) -> Result<Self> {
+        // Every call gets a connect and a per-attempt timeout, so that a
+        // stalled connection is retried instead of hanging.
+        let timeouts = aws_config::timeout::TimeoutConfig::builder()
+            .connect_timeout(config.connect_timeout)
+            .operation_attempt_timeout(config.call_timeout)
+            .build();
+        let kinesis = aws_sdk_kinesis::config::Builder::from(sdk_config)
+            .timeout_config(timeouts.clone())
+            .build();
+        let dynamodb = aws_sdk_dynamodb::config::Builder::from(sdk_config)
+            .timeout_config(timeouts)
+            .build();
         Self::from_clients(
-            aws_sdk_kinesis::Client::new(sdk_config),
-            aws_sdk_dynamodb::Client::new(sdk_config),
+            aws_sdk_kinesis::Client::from_conf(kinesis),
+            aws_sdk_dynamodb::Client::from_conf(dynamodb),
             stream,
             application,
             client_name,

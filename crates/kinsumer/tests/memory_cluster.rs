@@ -387,3 +387,31 @@ async fn when_the_leader_dies_another_takes_over_and_new_shards_are_read() {
     assert_eq!(log.order_violations(), 0);
     survivor.stop().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn one_client_reads_children_only_after_their_parent() {
+    let mut w = World::new(1).await;
+    let log = Log::default();
+    let a = w.start("solo", &log).await;
+    w.put(200);
+    let (l, r) = w
+        .kinesis
+        .split_shard(STREAM, &ShardId::new("shardId-000000000000"))
+        .expect("split");
+    w.put(200);
+    let (_, upper_of_left) = w.kinesis.split_shard(STREAM, &l).expect("split again");
+    w.put(200);
+    // The upper quarter of the left half is adjacent to the right half.
+    w.kinesis
+        .merge_shards(STREAM, &upper_of_left, &r)
+        .expect("merge");
+    w.put(200);
+    assert!(
+        log.wait_distinct(800, Duration::from_secs(60)).await,
+        "delivered {}",
+        log.distinct()
+    );
+    assert_eq!(log.order_violations(), 0);
+    assert_eq!(log.duplicates(), 0);
+    a.stop().await;
+}
