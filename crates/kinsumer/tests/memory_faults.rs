@@ -9,8 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bytes::Bytes;
-use harness::{Log, Running};
+use harness::{put_numbered as put, Log, Running};
 use kinsumer::kinesis::memory::MemoryKinesis;
 use kinsumer::kinesis::{
     KinesisTransport, PutEntry, PutOutcome, RecordsPage, ShardDescription, StartingPosition,
@@ -26,18 +25,6 @@ fn config() -> Config {
         .with_commit_frequency(Duration::from_millis(200))
         .with_lease_duration(Duration::from_secs(2))
         .with_call_timeout(Duration::from_secs(1))
-}
-
-fn put(kinesis: &MemoryKinesis, from: usize, n: usize) -> Vec<String> {
-    (from..from + n)
-        .map(|i| {
-            let data = format!("k{}:{i}", i % 10);
-            kinesis
-                .put("s", &format!("k{}", i % 10), Bytes::from(data.clone()))
-                .expect("put");
-            data
-        })
-        .collect()
 }
 
 async fn world(shards: usize) -> (MemoryKinesis, MemoryStore) {

@@ -5,6 +5,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use bytes::Bytes;
+use kinsumer::kinesis::memory::MemoryKinesis;
 use kinsumer::{Kinsumer, Record};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -146,4 +148,18 @@ impl Running {
         self.task.abort();
         let _ = self.task.await;
     }
+}
+
+/// Puts records `from..from + n` into stream `s` of an in-memory Kinesis, over
+/// 10 keys, with payloads `k<key>:<n>`; returns the payloads.
+pub fn put_numbered(kinesis: &MemoryKinesis, from: usize, n: usize) -> Vec<String> {
+    (from..from + n)
+        .map(|i| {
+            let data = format!("k{}:{i}", i % 10);
+            kinesis
+                .put("s", &format!("k{}", i % 10), Bytes::from(data.clone()))
+                .expect("put");
+            data
+        })
+        .collect()
 }
