@@ -3,7 +3,9 @@
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use clap::Args;
 use kinsumer::kinesis::aws::AwsKinesis;
+use kinsumer::kinesis::role::assume_role_config;
 use kinsumer::store::dynamo::DynamoStore;
+use kinsumer::AssumeRole;
 
 use crate::error::CliError;
 
@@ -28,6 +30,13 @@ pub struct AwsArgs {
     /// Endpoint for DynamoDB only (wins over --endpoint-url).
     #[arg(long, value_name = "URL")]
     pub dynamodb_endpoint: Option<String>,
+    /// IAM role to assume for Kinesis (a stream in another account); DynamoDB keeps the
+    /// base credentials.
+    #[arg(long, value_name = "ARN")]
+    pub role_arn: Option<String>,
+    /// External ID required by the role's trust policy (with --role-arn).
+    #[arg(long, value_name = "ID", requires = "role_arn")]
+    pub external_id: Option<String>,
 }
 
 /// SDK clients for both services.
@@ -78,7 +87,23 @@ impl AwsArgs {
     /// prefer over a shared `--endpoint-url`.
     pub async fn clients(&self) -> Result<Clients, CliError> {
         let sdk = self.sdk_config().await?;
-        let mut kinesis = aws_sdk_kinesis::config::Builder::from(&sdk);
+        let kinesis_sdk = match &self.role_arn {
+            Some(arn) => {
+                let mut role = AssumeRole::new(arn.clone());
+                if let Some(id) = &self.external_id {
+                    role = role.with_external_id(id.clone());
+                }
+                assume_role_config(&sdk, &role)
+                    .await
+                    .map_err(|source| CliError::Kinsumer {
+                        source,
+                        app: None,
+                        consume: false,
+                    })?
+            }
+            None => sdk.clone(),
+        };
+        let mut kinesis = aws_sdk_kinesis::config::Builder::from(&kinesis_sdk);
         if let Some(url) = self
             .kinesis_endpoint
             .as_ref()

@@ -14,6 +14,7 @@ use crate::coordinator::{Coordinator, Shared};
 use crate::delivery::{channel, Receiver};
 use crate::error::{Error, Result, ServiceErrorKind};
 use crate::kinesis::aws::AwsKinesis;
+use crate::kinesis::role::{assume_role_config, AssumeRole};
 use crate::kinesis::{KinesisTransport, PutEntry};
 use crate::record::{ClientId, Record, SequenceNumber, ShardId};
 use crate::store::dynamo::DynamoStore;
@@ -61,26 +62,25 @@ impl Kinsumer {
         client_name: &str,
         config: Config,
     ) -> Result<Self> {
-        // Every call gets a connect and a per-attempt timeout, so that a
-        // stalled connection is retried instead of hanging.
-        let timeouts = aws_config::timeout::TimeoutConfig::builder()
-            .connect_timeout(config.connect_timeout)
-            .operation_attempt_timeout(config.call_timeout)
-            .build();
-        let kinesis = aws_sdk_kinesis::config::Builder::from(sdk_config)
-            .timeout_config(timeouts.clone())
-            .build();
-        let dynamodb = aws_sdk_dynamodb::config::Builder::from(sdk_config)
-            .timeout_config(timeouts)
-            .build();
-        Self::from_clients(
-            aws_sdk_kinesis::Client::from_conf(kinesis),
-            aws_sdk_dynamodb::Client::from_conf(dynamodb),
-            stream,
-            application,
-            client_name,
-            config,
-        )
+        let (kinesis, dynamodb) = sdk_clients(sdk_config, sdk_config, &config);
+        Self::from_clients(kinesis, dynamodb, stream, application, client_name, config)
+    }
+
+    /// Like [`Kinsumer::new`], but the stream is read (and published to) with
+    /// the credentials of `role`, assumed with those of `sdk_config`, which
+    /// DynamoDB keeps using: the usual layout for a stream in another account.
+    /// Credentials are refreshed automatically.
+    pub async fn new_with_role(
+        sdk_config: &aws_config::SdkConfig,
+        role: &AssumeRole,
+        stream: &str,
+        application: &str,
+        client_name: &str,
+        config: Config,
+    ) -> Result<Self> {
+        let assumed = assume_role_config(sdk_config, role).await?;
+        let (kinesis, dynamodb) = sdk_clients(&assumed, sdk_config, &config);
+        Self::from_clients(kinesis, dynamodb, stream, application, client_name, config)
     }
 
     /// A consumer using ready SDK clients (e.g. with custom endpoints or credentials).
@@ -353,6 +353,29 @@ impl futures::Stream for Kinsumer {
     }
 }
 
+/// SDK clients with the connect and per-attempt timeouts of `config`, so that
+/// a stalled connection is retried rather than awaited.
+fn sdk_clients(
+    kinesis: &aws_config::SdkConfig,
+    dynamodb: &aws_config::SdkConfig,
+    config: &Config,
+) -> (aws_sdk_kinesis::Client, aws_sdk_dynamodb::Client) {
+    let timeouts = aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(config.connect_timeout)
+        .operation_attempt_timeout(config.call_timeout)
+        .build();
+    let kinesis = aws_sdk_kinesis::config::Builder::from(kinesis)
+        .timeout_config(timeouts.clone())
+        .build();
+    let dynamodb = aws_sdk_dynamodb::config::Builder::from(dynamodb)
+        .timeout_config(timeouts)
+        .build();
+    (
+        aws_sdk_kinesis::Client::from_conf(kinesis),
+        aws_sdk_dynamodb::Client::from_conf(dynamodb),
+    )
+}
+
 fn validate_application(application: &str) -> Result<()> {
     if application.is_empty() {
         return Err(Error::NoApplicationName);
@@ -403,6 +426,46 @@ mod tests {
             Err(Error::InvalidName { .. })
         ));
         assert!(validate_application("orders-v2.prod_1").is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_role_changes_the_kinesis_credentials_only() {
+        let base = aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(
+                aws_credential_types::provider::SharedCredentialsProvider::new(
+                    aws_credential_types::Credentials::new("base", "base", None, None, "test"),
+                ),
+            )
+            .build();
+        let role = AssumeRole::new("arn:aws:iam::123456789012:role/reader").with_external_id("x");
+        let assumed = assume_role_config(&base, &role).await.expect("role config");
+        let provider = |c: &aws_config::SdkConfig| {
+            format!(
+                "{:?}",
+                c.credentials_provider().expect("a credentials provider")
+            )
+        };
+        let k = provider(&assumed);
+        let d = provider(&base);
+        assert!(
+            k.contains("AssumeRoleProvider") && k.contains("role/reader"),
+            "{k}"
+        );
+        assert!(!d.contains("AssumeRoleProvider"), "{d}");
+        // new_with_role builds Kinesis from the assumed configuration, DynamoDB from the base.
+        let (kinesis, dynamodb) = sdk_clients(&assumed, &base, &Config::new());
+        // Timeouts apply to both.
+        for timeouts in [
+            kinesis.config().timeout_config(),
+            dynamodb.config().timeout_config(),
+        ] {
+            let t = timeouts.expect("timeouts");
+            assert_eq!(t.connect_timeout(), Some(std::time::Duration::from_secs(3)));
+        }
+        let bad = assume_role_config(&base, &AssumeRole::new("reader")).await;
+        assert!(matches!(bad, Err(Error::InvalidName { .. })));
     }
 
     #[test]

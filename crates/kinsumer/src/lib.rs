@@ -55,6 +55,7 @@ pub use config::{AckMode, Billing, Config};
 pub use consumer::Kinsumer;
 pub use coordinator::status::{ClientStatus, ClusterState, ShardStatus};
 pub use error::{ConfigError, Error, FailedPut, Result, ServiceError, ServiceErrorKind};
+pub use kinesis::role::AssumeRole;
 pub use kinesis::PutEntry;
 pub use record::{ClientId, InitialPosition, Position, Record, SequenceNumber, ShardId};
 pub use stats::{MetricsStats, NoopStats, StatReceiver};

@@ -5,6 +5,7 @@
 
 pub mod aws;
 pub mod memory;
+pub mod role;
 
 use std::time::SystemTime;
 

@@ -1,0 +1,991 @@
+//! Network and process faults against kinesalite + dynalite, while records flow: Kinesis
+//! connections reset and stalled (through a loopback proxy), DynamoDB unreachable for several
+//! lease durations, the Kinesis server frozen with SIGSTOP, and endpoints that refuse
+//! connections. Every test checks what was delivered: nothing the producer had confirmed is
+//! lost, and duplicates stay within the bound the test states.
+//!
+//! A producer task writes straight to kinesalite (never through a fault). A record counts as
+//! written when PutRecords confirmed it; the records of a failed call are "uncertain" (maybe
+//! written) and are neither required nor counted as duplicates. Payloads are `key-<k>:<n>`
+//! with `n` increasing, so "records put after time T" are those with `n` at or above the
+//! producer's counter at T.
+//!
+//! `RUST_LOG=kinsumer=info` shows the consumers' logs.
+
+mod common;
+mod harness;
+mod proxy;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::TcpListener as StdTcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aws_config::SdkConfig;
+use aws_sdk_kinesis::error::DisplayErrorContext;
+use aws_sdk_kinesis::primitives::Blob;
+use aws_sdk_kinesis::types::{PutRecordsRequestEntry, StreamStatus};
+use aws_types::service_config::{LoadServiceConfig, ServiceConfigKey};
+use harness::Log;
+use kinsumer::{Config, Error, Kinsumer};
+use proxy::Proxy;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+const LEASE: Duration = Duration::from_secs(2);
+const COMMIT: Duration = Duration::from_millis(200);
+
+/// Short timers: the cluster converges in about a second and a dead call is given up after 2 s.
+fn config() -> Config {
+    Config::new()
+        .with_shard_check_frequency(Duration::from_millis(300))
+        .with_leader_action_frequency(Duration::from_millis(300))
+        .with_commit_frequency(COMMIT)
+        .with_lease_duration(LEASE)
+        .with_call_timeout(Duration::from_secs(2))
+        .with_throttle_delay(Duration::from_millis(200))
+        .with_dynamo_waiter_delay(Duration::from_millis(50))
+        .with_handoff_timeout(Duration::from_secs(2))
+        .with_on_demand_billing()
+}
+
+fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+}
+
+fn kinesis_client_at(sdk: &SdkConfig, endpoint: &str) -> aws_sdk_kinesis::Client {
+    aws_sdk_kinesis::Client::from_conf(
+        aws_sdk_kinesis::config::Builder::from(sdk)
+            .endpoint_url(endpoint)
+            .build(),
+    )
+}
+
+fn dynamodb_client_at(sdk: &SdkConfig, endpoint: &str) -> aws_sdk_dynamodb::Client {
+    aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(sdk)
+            .endpoint_url(endpoint)
+            .build(),
+    )
+}
+
+// --- records ---------------------------------------------------------------------------------
+
+/// The `n` of a payload `key-<k>:<n>`.
+fn index_of(data: &str) -> Option<usize> {
+    data.rsplit(':').next().and_then(|n| n.parse().ok())
+}
+
+/// The highest `n` delivered so far.
+fn max_index(log: &Log) -> Option<usize> {
+    log.snapshot()
+        .iter()
+        .filter_map(|s| index_of(&s.data))
+        .max()
+}
+
+/// True once a record put at or after producer index `mark` was delivered.
+fn delivered_from(log: &Log, mark: usize) -> bool {
+    max_index(log).is_some_and(|n| n >= mark)
+}
+
+/// Deliveries per client.
+fn per_client(log: &Log) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    for s in log.snapshot() {
+        *counts.entry(s.client).or_insert(0) += 1;
+    }
+    counts
+}
+
+/// Polls `done` every 20 ms until it holds; returns how long that took, or panics with `what`
+/// after `limit`.
+async fn poll_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) -> Duration {
+    let started = Instant::now();
+    loop {
+        if done() {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < limit,
+            "timed out after {limit:?} waiting until {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Holds a fault for `hold` while sampling deliveries; returns how long after the start the
+/// last delivery was seen (how long records kept coming during the fault).
+async fn hold_fault(log: &Log, hold: Duration) -> Option<Duration> {
+    let started = Instant::now();
+    let mut len = log.len();
+    let mut last_growth = None;
+    while started.elapsed() < hold {
+        tokio::time::sleep(Duration::from_millis(25)).await;
+        let now = log.len();
+        if now > len {
+            last_growth = Some(started.elapsed());
+            len = now;
+        }
+    }
+    last_growth
+}
+
+/// Waits until every confirmed record was delivered; panics naming what is missing.
+async fn drain(log: &Log, written: &[String], limit: Duration) -> Duration {
+    let started = Instant::now();
+    loop {
+        let missing = log.missing(written);
+        if missing.is_empty() {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < limit,
+            "{} of {} confirmed records never delivered within {limit:?} (delivered {} distinct); \
+             first missing: {:?}",
+            missing.len(),
+            written.len(),
+            log.distinct(),
+            &missing[..missing.len().min(10)]
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+// --- the producer ----------------------------------------------------------------------------
+
+#[derive(Default)]
+struct ProducerState {
+    /// The index of the next record to put.
+    next: AtomicUsize,
+    /// Payloads PutRecords confirmed.
+    written: Mutex<Vec<String>>,
+    /// Payloads of calls that failed: maybe written.
+    uncertain: AtomicUsize,
+    first_error: Mutex<Option<String>>,
+}
+
+/// Puts `BATCH` records every `EVERY` (a few hundred records a second over 25 keys) until
+/// stopped.
+struct Producer {
+    state: Arc<ProducerState>,
+    stop: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+/// What a producer wrote.
+struct Produced {
+    written: Vec<String>,
+    uncertain: usize,
+    first_error: Option<String>,
+}
+
+impl Producer {
+    const BATCH: usize = 20;
+    const EVERY: Duration = Duration::from_millis(50);
+
+    fn start(client: aws_sdk_kinesis::Client, stream: &str) -> Producer {
+        let state = Arc::new(ProducerState::default());
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(produce(
+            client,
+            stream.to_string(),
+            Arc::clone(&state),
+            stop.clone(),
+        ));
+        Producer { state, stop, task }
+    }
+
+    /// The index the next record put will have.
+    fn next_index(&self) -> usize {
+        self.state.next.load(Ordering::SeqCst)
+    }
+
+    /// Stops after the call in flight (which may take until a frozen server wakes up).
+    async fn stop(self) -> Produced {
+        self.stop.cancel();
+        self.task.await.expect("producer task");
+        let written = std::mem::take(&mut *self.state.written.lock().expect("written"));
+        Produced {
+            written,
+            uncertain: self.state.uncertain.load(Ordering::SeqCst),
+            first_error: self.state.first_error.lock().expect("error").clone(),
+        }
+    }
+}
+
+async fn produce(
+    client: aws_sdk_kinesis::Client,
+    stream: String,
+    state: Arc<ProducerState>,
+    stop: CancellationToken,
+) {
+    while !stop.is_cancelled() {
+        let first = state.next.fetch_add(Producer::BATCH, Ordering::SeqCst);
+        let payloads: Vec<(String, String)> = (first..first + Producer::BATCH)
+            .map(|i| {
+                let key = format!("key-{}", i % 25);
+                let data = format!("{key}:{i}");
+                (key, data)
+            })
+            .collect();
+        let entries = payloads
+            .iter()
+            .map(|(key, data)| {
+                PutRecordsRequestEntry::builder()
+                    .partition_key(key)
+                    .data(Blob::new(data.as_bytes()))
+                    .build()
+                    .expect("entry has its key and data")
+            })
+            .collect();
+        match client
+            .put_records()
+            .stream_name(&stream)
+            .set_records(Some(entries))
+            .send()
+            .await
+        {
+            Ok(out) => {
+                let mut written = state.written.lock().expect("written");
+                for ((_, data), result) in payloads.into_iter().zip(out.records()) {
+                    if result.error_code().is_none() && result.sequence_number().is_some() {
+                        written.push(data);
+                    } else {
+                        state.uncertain.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+            }
+            Err(e) => {
+                state.uncertain.fetch_add(payloads.len(), Ordering::SeqCst);
+                let mut first = state.first_error.lock().expect("error");
+                first.get_or_insert_with(|| DisplayErrorContext(&e).to_string());
+            }
+        }
+        tokio::select! {
+            _ = stop.cancelled() => {}
+            _ = tokio::time::sleep(Producer::EVERY) => {}
+        }
+    }
+}
+
+// --- consumers -------------------------------------------------------------------------------
+
+/// A consumer taking records into a log in its own task. Unlike `harness::Running` it keeps
+/// going after an error from `next()` and records it: the tests report those errors.
+struct Consumer {
+    stop: CancellationToken,
+    task: JoinHandle<()>,
+    errors: Arc<Mutex<Vec<String>>>,
+}
+
+impl Consumer {
+    /// Creates the tables if needed, runs `k` and takes its records.
+    async fn start(mut k: Kinsumer, log: &Log) -> Consumer {
+        k.create_required_tables().await.expect("tables");
+        k.run().await.expect("run");
+        let stop = CancellationToken::new();
+        let errors = Arc::new(Mutex::new(Vec::new()));
+        let task = tokio::spawn({
+            let (stop, errors, log) = (stop.clone(), Arc::clone(&errors), log.clone());
+            let name = k.client_name().to_string();
+            async move {
+                loop {
+                    tokio::select! {
+                        next = k.next() => match next {
+                            Some(Ok(r)) => log.push(&name, &r),
+                            Some(Err(e)) => errors.lock().expect("errors").push(e.to_string()),
+                            None => {
+                                errors.lock().expect("errors").push("next() ended".into());
+                                break;
+                            }
+                        },
+                        _ = stop.cancelled() => {
+                            k.stop().await;
+                            break;
+                        }
+                    }
+                }
+            }
+        });
+        Consumer { stop, task, errors }
+    }
+
+    /// Stops gracefully; returns the errors `next()` gave.
+    async fn stop(self) -> Vec<String> {
+        self.stop.cancel();
+        self.task.await.expect("consumer task");
+        std::mem::take(&mut *self.errors.lock().expect("errors"))
+    }
+}
+
+fn report_errors(test: &str, errors: &[String]) {
+    if errors.is_empty() {
+        println!("{test}: next() returned no error");
+    } else {
+        println!("{test}: next() returned {} error(s):", errors.len());
+        for e in errors.iter().take(10) {
+            println!("  {e}");
+        }
+    }
+}
+
+// --- a. Kinesis connections reset and stalled ------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kinesis_resets_and_a_stall_lose_nothing_and_reading_resumes_by_itself() {
+    const TEST: &str = "kinesis resets + stall";
+    /// Only Kinesis calls fail: the one client's leases are never in doubt, and a failed
+    /// GetRecords is retried with the same iterator, so nothing should come twice.
+    const MAX_DUPLICATES: usize = 0;
+    init_tracing();
+    let emu = common::emulators().await;
+    let stream = emu.unique_name("faults-kinesis");
+    emu.create_stream(&stream, 4).await;
+    let app = emu.unique_name("faults-kinesis");
+    let proxy = Proxy::start(proxy::socket_addr(emu.kinesis_endpoint())).await;
+    let sdk = emu.sdk_config();
+    let k = Kinsumer::from_clients(
+        kinesis_client_at(&sdk, &proxy.endpoint()),
+        aws_sdk_dynamodb::Client::new(&sdk),
+        &stream,
+        &app,
+        "through-proxy",
+        config(),
+    )
+    .expect("build");
+    let log = Log::default();
+    let consumer = Consumer::start(k, &log).await;
+    let producer = Producer::start(emu.kinesis_client(), &stream);
+    poll_until("the first records are delivered", Duration::from_secs(20), || {
+        log.distinct() >= 100
+    })
+    .await;
+
+    // Resets; 50 ms per chunk keeps calls in flight when they hit.
+    proxy.set_delay(Duration::from_millis(50));
+    for round in 1..=3 {
+        let mark = producer.next_index();
+        let reset = proxy.reset_all();
+        let took = poll_until(
+            "records put after a reset are delivered",
+            Duration::from_secs(15),
+            || delivered_from(&log, mark),
+        )
+        .await;
+        println!("{TEST}: reset {round}: {reset} connections reset; records put after it delivered {took:?} later");
+    }
+    proxy.set_delay(Duration::ZERO);
+    assert!(proxy.resets() > 0, "the resets hit no connection");
+
+    // A stall longer than a call timeout.
+    let stall = Duration::from_secs(3);
+    proxy.stall(true);
+    let last = hold_fault(&log, stall).await;
+    let mark = producer.next_index();
+    proxy.stall(false);
+    let resumed = poll_until(
+        "records put after the stall are delivered",
+        Duration::from_secs(20),
+        || delivered_from(&log, mark),
+    )
+    .await;
+    println!(
+        "{TEST}: stalled {stall:?} (records kept coming for {last:?} of it); records put after \
+         the stall delivered {resumed:?} after the proxy resumed"
+    );
+
+    let produced = producer.stop().await;
+    let drained = drain(&log, &produced.written, Duration::from_secs(30)).await;
+    let duplicates = log.duplicates();
+    println!(
+        "{TEST}: {} records confirmed ({} uncertain, first producer error {:?}), all delivered \
+         ({drained:?} after the producer stopped); {} deliveries, {duplicates} duplicates \
+         (bound {MAX_DUPLICATES}); proxy: {} connections, {} reset",
+        produced.written.len(),
+        produced.uncertain,
+        produced.first_error,
+        log.len(),
+        proxy.accepted(),
+        proxy.resets(),
+    );
+    let errors = consumer.stop().await;
+    report_errors(TEST, &errors);
+    assert!(
+        resumed < Duration::from_secs(5),
+        "reading resumed only {resumed:?} after the stall ended"
+    );
+    assert!(
+        duplicates <= MAX_DUPLICATES,
+        "{duplicates} duplicates (bound {MAX_DUPLICATES})"
+    );
+    emu.delete_stream(&stream).await;
+}
+
+// --- b. DynamoDB unreachable for several leases -----------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dynamodb_unreachable_for_several_leases_loses_nothing_and_every_shard_is_read_again() {
+    const TEST: &str = "dynamodb stalled";
+    const SHARDS: usize = 4;
+    init_tracing();
+    let emu = common::emulators().await;
+    let stream = emu.unique_name("faults-dynamo");
+    emu.create_stream(&stream, SHARDS as i32).await;
+    let app = emu.unique_name("faults-dynamo");
+    let proxy = Proxy::start(proxy::socket_addr(emu.dynamodb_endpoint())).await;
+    let sdk = emu.sdk_config();
+    let log = Log::default();
+    let mut consumers = Vec::new();
+    for name in ["a", "b"] {
+        let k = Kinsumer::from_clients(
+            aws_sdk_kinesis::Client::new(&sdk),
+            dynamodb_client_at(&sdk, &proxy.endpoint()),
+            &stream,
+            &app,
+            name,
+            config(),
+        )
+        .expect("build");
+        consumers.push(Consumer::start(k, &log).await);
+    }
+    let producer = Producer::start(emu.kinesis_client(), &stream);
+    poll_until(
+        "both clients deliver records",
+        Duration::from_secs(20),
+        || per_client(&log).len() == 2,
+    )
+    .await;
+
+    // Unreachable for three lease durations: every heartbeat, commit and check fails. Records
+    // are handed out until the lease validity by the local clock lapses (the fence closes after
+    // three quarters of a lease); whatever was handed out and not committed by then may come
+    // again from a client that takes the shard over after the outage.
+    let outage = LEASE * 3;
+    let fence = LEASE - LEASE / 4;
+    let slack = Duration::from_millis(300);
+    let before = producer.next_index();
+    proxy.stall(true);
+    let early = hold_fault(&log, fence + slack).await;
+    let fence_mark = producer.next_index();
+    let late = hold_fault(&log, outage - fence - slack).await;
+    let last = late.map(|d| d + fence + slack).or(early);
+    let delivered_during = log.len();
+    let mark = producer.next_index();
+    proxy.stall(false);
+    let resumed = poll_until(
+        "records put after the outage are delivered",
+        Duration::from_secs(20),
+        || delivered_from(&log, mark),
+    )
+    .await;
+    let every_shard = poll_until(
+        "every shard delivers records put after the outage",
+        Duration::from_secs(20),
+        || {
+            let shards: BTreeSet<String> = log
+                .snapshot()
+                .into_iter()
+                .filter(|s| index_of(&s.data).is_some_and(|n| n >= mark))
+                .map(|s| s.shard)
+                .collect();
+            shards.len() == SHARDS
+        },
+    )
+    .await;
+    println!(
+        "{TEST}: outage {outage:?} (records kept coming for {last:?} of it; the fence closes \
+         after {fence:?}); after it, records put later delivered in {resumed:?}, every shard in \
+         {every_shard:?}"
+    );
+
+    let produced = producer.stop().await;
+    let drained = drain(&log, &produced.written, Duration::from_secs(30)).await;
+    let duplicates = log.duplicates();
+    // Bound: every confirmed record put from five batches (more than a commit interval) before
+    // the outage until the fence closed (plus slack), i.e. handed out but maybe not committed.
+    let from = before.saturating_sub(5 * Producer::BATCH);
+    let bound = produced
+        .written
+        .iter()
+        .filter_map(|d| index_of(d))
+        .filter(|n| (from..fence_mark).contains(n))
+        .count();
+    println!(
+        "{TEST}: {} records confirmed ({} uncertain), all delivered ({drained:?} after the \
+         producer stopped); {} deliveries ({delivered_during} by the end of the outage), \
+         {duplicates} duplicates (bound {bound}); per client {:?}",
+        produced.written.len(),
+        produced.uncertain,
+        log.len(),
+        per_client(&log),
+    );
+    for (i, consumer) in consumers.into_iter().enumerate() {
+        report_errors(&format!("{TEST} client {i}"), &consumer.stop().await);
+    }
+    assert!(
+        resumed < Duration::from_secs(10),
+        "records put after the outage came only {resumed:?} after it"
+    );
+    assert!(duplicates <= bound, "{duplicates} duplicates (bound {bound})");
+    emu.delete_stream(&stream).await;
+}
+
+// --- c. the Kinesis server frozen (SIGSTOP) ---------------------------------------------------
+
+/// One kinesalite or dynalite process of this test alone, started the way the fixture starts
+/// them (node, .ci/emulators/loopback.js, a free loopback port written to a file, watching this
+/// process). Dropping it resumes and kills the process, also when the test panics.
+struct PrivateEmulator {
+    child: Child,
+    endpoint: String,
+    dir: PathBuf,
+}
+
+impl PrivateEmulator {
+    async fn start(package: &str) -> PrivateEmulator {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let emulators = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .ancestors()
+            .nth(2)
+            .expect("workspace root")
+            .join(".ci/emulators");
+        let cli = emulators.join("node_modules").join(package).join("cli.js");
+        assert!(
+            cli.is_file(),
+            "{} missing (common::emulators() or scripts/emulators.sh installs it)",
+            cli.display()
+        );
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join("kinsumer-faults")
+            .join(format!(
+                "{}-{package}-{}",
+                std::process::id(),
+                COUNTER.fetch_add(1, Ordering::Relaxed)
+            ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("run directory");
+        let port_file = dir.join("port");
+        let log = std::fs::File::create(dir.join("log")).expect("log file");
+        let args: &[&str] = match package {
+            "kinesalite" => &[
+                "--port",
+                "0",
+                "--createStreamMs",
+                "1",
+                "--deleteStreamMs",
+                "1",
+                "--updateStreamMs",
+                "1",
+            ],
+            _ => &[
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--createTableMs",
+                "1",
+                "--deleteTableMs",
+                "1",
+                "--updateTableMs",
+                "1",
+            ],
+        };
+        let child = Command::new("node")
+            .arg("-r")
+            .arg(emulators.join("loopback.js"))
+            .arg(&cli)
+            .args(args)
+            .env("KINSUMER_EMULATOR_PORT_FILE", &port_file)
+            .env(
+                "KINSUMER_EMULATOR_PARENT_PID",
+                std::process::id().to_string(),
+            )
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log file"))
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {package} with node: {e}"));
+        let mut emulator = PrivateEmulator {
+            child,
+            endpoint: String::new(),
+            dir,
+        };
+        let started = Instant::now();
+        loop {
+            if let Some(status) = emulator.child.try_wait().expect("try_wait") {
+                panic!(
+                    "{package} exited during start-up ({status}): {}",
+                    std::fs::read_to_string(emulator.dir.join("log")).unwrap_or_default()
+                );
+            }
+            if let Some(port) = std::fs::read_to_string(&port_file)
+                .ok()
+                .and_then(|s| s.trim().parse::<u16>().ok())
+            {
+                if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                    .await
+                    .is_ok()
+                {
+                    emulator.endpoint = format!("http://127.0.0.1:{port}");
+                    return emulator;
+                }
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "{package} did not start listening within 30 s"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn signal(&self, signal: libc::c_int) {
+        let pid = libc::pid_t::try_from(self.child.id()).expect("pid");
+        // SAFETY: kill(2) with a pid of a child this guard owns and has not reaped.
+        let rc = unsafe { libc::kill(pid, signal) };
+        assert_eq!(
+            rc,
+            0,
+            "kill({pid}, {signal}): {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
+impl Drop for PrivateEmulator {
+    fn drop(&mut self) {
+        if let Ok(pid) = libc::pid_t::try_from(self.child.id()) {
+            // SAFETY: as in `signal`; the child is not reaped before `wait` below.
+            unsafe {
+                libc::kill(pid, libc::SIGCONT);
+            }
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_kinesis_server_loses_nothing_and_reading_resumes_by_itself() {
+    const TEST: &str = "kinesalite SIGSTOP";
+    /// Only Kinesis is frozen; heartbeats keep both clients' leases valid, so no shard changes
+    /// hands and nothing should come twice.
+    const MAX_DUPLICATES: usize = 0;
+    init_tracing();
+    let emu = common::emulators().await; // installs the node modules if needed
+    let (kinesalite, dynalite) = tokio::join!(
+        PrivateEmulator::start("kinesalite"),
+        PrivateEmulator::start("dynalite")
+    );
+    let sdk = emu.sdk_config();
+    let kinesis = kinesis_client_at(&sdk, &kinesalite.endpoint);
+    let stream = emu.unique_name("faults-sigstop");
+    kinesis
+        .create_stream()
+        .stream_name(&stream)
+        .shard_count(4)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("CreateStream: {}", DisplayErrorContext(e)));
+    poll_until_async(
+        "the private stream is ACTIVE",
+        Duration::from_secs(20),
+        || async {
+            kinesis
+                .describe_stream_summary()
+                .stream_name(&stream)
+                .send()
+                .await
+                .ok()
+                .and_then(|o| o.stream_description_summary().map(|s| s.stream_status().clone()))
+                == Some(StreamStatus::Active)
+        },
+    )
+    .await;
+    let app = emu.unique_name("faults-sigstop");
+    let log = Log::default();
+    let mut consumers = Vec::new();
+    for name in ["a", "b"] {
+        let k = Kinsumer::from_clients(
+            kinesis_client_at(&sdk, &kinesalite.endpoint),
+            dynamodb_client_at(&sdk, &dynalite.endpoint),
+            &stream,
+            &app,
+            name,
+            config(),
+        )
+        .expect("build");
+        consumers.push(Consumer::start(k, &log).await);
+    }
+    let producer = Producer::start(kinesis_client_at(&sdk, &kinesalite.endpoint), &stream);
+    poll_until(
+        "both clients deliver records",
+        Duration::from_secs(20),
+        || per_client(&log).len() == 2,
+    )
+    .await;
+
+    // Frozen for longer than a lease.
+    let frozen = LEASE + Duration::from_secs(1);
+    kinesalite.signal(libc::SIGSTOP);
+    let last = hold_fault(&log, frozen).await;
+    let mark = producer.next_index();
+    kinesalite.signal(libc::SIGCONT);
+    let resumed = poll_until(
+        "records put after SIGCONT are delivered",
+        Duration::from_secs(20),
+        || delivered_from(&log, mark),
+    )
+    .await;
+    println!(
+        "{TEST}: frozen {frozen:?} (records kept coming for {last:?} of it); records put after \
+         SIGCONT delivered {resumed:?} after it"
+    );
+
+    let produced = producer.stop().await;
+    let drained = drain(&log, &produced.written, Duration::from_secs(30)).await;
+    let duplicates = log.duplicates();
+    println!(
+        "{TEST}: {} records confirmed ({} uncertain, first producer error {:?}), all delivered \
+         ({drained:?} after the producer stopped); {} deliveries, {duplicates} duplicates \
+         (bound {MAX_DUPLICATES}); per client {:?}",
+        produced.written.len(),
+        produced.uncertain,
+        produced.first_error,
+        log.len(),
+        per_client(&log),
+    );
+    for (i, consumer) in consumers.into_iter().enumerate() {
+        report_errors(&format!("{TEST} client {i}"), &consumer.stop().await);
+    }
+    assert!(
+        resumed < Duration::from_secs(5),
+        "reading resumed only {resumed:?} after SIGCONT"
+    );
+    assert!(
+        duplicates <= MAX_DUPLICATES,
+        "{duplicates} duplicates (bound {MAX_DUPLICATES})"
+    );
+    drop((kinesalite, dynalite));
+}
+
+async fn poll_until_async<F, Fut>(what: &str, limit: Duration, mut done: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    loop {
+        if done().await {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < limit,
+            "timed out after {limit:?} waiting until {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+// --- d. endpoints that refuse connections -----------------------------------------------------
+
+/// Per-service endpoints, answered the way `AWS_ENDPOINT_URL_<SERVICE>` would be, so that
+/// `Kinsumer::new` (the usual way in) builds its clients against them.
+#[derive(Debug)]
+struct Endpoints {
+    kinesis: String,
+    dynamodb: String,
+}
+
+impl LoadServiceConfig for Endpoints {
+    fn load_config(&self, key: ServiceConfigKey<'_>) -> Option<String> {
+        if key.env() != "AWS_ENDPOINT_URL" {
+            return None;
+        }
+        match key.service_id() {
+            "Kinesis" => Some(self.kinesis.clone()),
+            "DynamoDB" => Some(self.dynamodb.clone()),
+            _ => None,
+        }
+    }
+}
+
+/// `http://127.0.0.1:PORT` where nothing listens (the port was just free).
+fn refusing_endpoint() -> String {
+    let listener = StdTcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    drop(listener);
+    format!("http://127.0.0.1:{port}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_fails_fast_when_an_endpoint_refuses_connections() {
+    const TEST: &str = "refused connections";
+    const LIMIT: Duration = Duration::from_secs(5);
+    init_tracing();
+    let emu = common::emulators().await;
+    let stream = emu.unique_name("faults-refused");
+    emu.create_stream(&stream, 1).await;
+    let app = emu.unique_name("faults-refused");
+    // The tables exist, so a DynamoDB failure can only come from the refused connection.
+    Kinsumer::new(&emu.sdk_config(), &stream, &app, "setup", config())
+        .expect("build")
+        .create_required_tables()
+        .await
+        .expect("tables");
+    let refused = refusing_endpoint();
+    let sdk_with = |kinesis: &str, dynamodb: &str| {
+        emu.sdk_config()
+            .to_builder()
+            .service_config(Endpoints {
+                kinesis: kinesis.to_string(),
+                dynamodb: dynamodb.to_string(),
+            })
+            .build()
+    };
+    let cases = [
+        (
+            "Kinesis refused, short timers",
+            sdk_with(&refused, emu.dynamodb_endpoint()),
+            config(),
+        ),
+        (
+            "Kinesis refused, default config",
+            sdk_with(&refused, emu.dynamodb_endpoint()),
+            Config::new(),
+        ),
+        (
+            "DynamoDB refused, short timers",
+            sdk_with(emu.kinesis_endpoint(), &refused),
+            config(),
+        ),
+        (
+            "DynamoDB refused, default config",
+            sdk_with(emu.kinesis_endpoint(), &refused),
+            Config::new(),
+        ),
+    ];
+    // The cases run side by side: each is timed on its own.
+    let runs = cases.into_iter().map(|(case, sdk, config)| {
+        let (stream, app) = (stream.clone(), app.clone());
+        async move {
+            let mut k = Kinsumer::new(&sdk, &stream, &app, "refused", config).expect("build");
+            let started = Instant::now();
+            let result = tokio::time::timeout(Duration::from_secs(60), k.run()).await;
+            let took = started.elapsed();
+            k.stop().await;
+            (case, took, result)
+        }
+    });
+    let mut failures = Vec::new();
+    for (case, took, result) in futures::future::join_all(runs).await {
+        let outcome = match &result {
+            Ok(Err(e)) => format!("error: {e}"),
+            Ok(Ok(())) => "no error".to_string(),
+            Err(_) => "no answer within 60 s".to_string(),
+        };
+        println!("{TEST}: {case}: run() returned after {took:?} with {outcome}");
+        match result {
+            Ok(Err(Error::Kinesis { .. } | Error::Store { .. })) if took < LIMIT => {}
+            _ => failures.push(format!("{case}: {took:?}, {outcome}")),
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "run() did not fail within {LIMIT:?} with a Kinesis/Store error: {failures:#?}"
+    );
+    emu.delete_stream(&stream).await;
+}
+
+// --- the proxy itself ------------------------------------------------------------------------
+
+/// The proxy's faults on a loopback echo server, so that the tests above can trust them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_proxy_forwards_stalls_delays_drops_and_resets() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let echo = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let echo_addr = echo.local_addr().expect("address");
+    let echo_task = tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = echo.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let mut buf = [0u8; 1024];
+                while let Ok(n) = s.read(&mut buf).await {
+                    if n == 0 || s.write_all(&buf[..n]).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let proxy = Proxy::start(echo_addr).await;
+    let short = Duration::from_millis(300);
+    let mut buf = [0u8; 16];
+
+    // Forwards.
+    let mut c = tokio::net::TcpStream::connect(proxy.addr())
+        .await
+        .expect("connect");
+    c.write_all(b"ping").await.expect("write");
+    c.read_exact(&mut buf[..4]).await.expect("echo");
+    assert_eq!(&buf[..4], b"ping");
+
+    // Stalled: nothing comes back until it resumes, and new connections are not served.
+    proxy.stall(true);
+    c.write_all(b"held").await.expect("write");
+    assert!(tokio::time::timeout(short, c.read(&mut buf)).await.is_err());
+    let mut late = tokio::net::TcpStream::connect(proxy.addr())
+        .await
+        .expect("backlog");
+    late.write_all(b"late").await.expect("write");
+    assert!(tokio::time::timeout(short, late.read(&mut buf)).await.is_err());
+    let accepted = proxy.accepted();
+    proxy.stall(false);
+    c.read_exact(&mut buf[..4]).await.expect("held bytes");
+    assert_eq!(&buf[..4], b"held");
+    late.read_exact(&mut buf[..4]).await.expect("late bytes");
+    assert_eq!(&buf[..4], b"late");
+    assert_eq!(proxy.accepted(), accepted + 1);
+
+    // Delayed.
+    proxy.set_delay(Duration::from_millis(100));
+    let started = Instant::now();
+    c.write_all(b"slow").await.expect("write");
+    c.read_exact(&mut buf[..4]).await.expect("echo");
+    assert!(started.elapsed() >= Duration::from_millis(200));
+    proxy.set_delay(Duration::ZERO);
+
+    // Responses dropped.
+    proxy.drop_responses(true);
+    c.write_all(b"lost").await.expect("write");
+    assert!(tokio::time::timeout(short, c.read(&mut buf)).await.is_err());
+    proxy.drop_responses(false);
+    c.write_all(b"back").await.expect("write");
+    c.read_exact(&mut buf[..4]).await.expect("echo");
+    assert_eq!(&buf[..4], b"back");
+
+    // Reset: the client sees a RST, not an orderly end.
+    assert_eq!(proxy.live(), 2);
+    assert_eq!(proxy.reset_all(), 2);
+    let read = tokio::time::timeout(Duration::from_secs(5), c.read(&mut buf))
+        .await
+        .expect("the reset arrives")
+        .map_err(|e| e.kind());
+    assert_eq!(read, Err(std::io::ErrorKind::ConnectionReset));
+    poll_until("the proxy forgets reset connections", Duration::from_secs(5), || {
+        proxy.live() == 0
+    })
+    .await;
+    echo_task.abort();
+}
