@@ -6,7 +6,8 @@
 //!    shards, kinsumer vs a bare GetRecords loop over the same shards with the
 //!    same throttle delay. The emulators are started as in the tests (or found
 //!    through AWS_ENDPOINT_URL_KINESIS / AWS_ENDPOINT_URL_DYNAMODB).
-//!    Skip this part with `-- --memory-only`.
+//!    Skip this part with `-- --memory-only`; `BENCH_BUFFER=N` sets the
+//!    consumer's buffer size for this part (default 10,000).
 //!
 //! CPU is this process's user+system time (getrusage), so the emulators' own
 //! work is not counted.
@@ -232,6 +233,7 @@ async fn against_emulators() {
     let config = Config::new()
         .with_throttle_delay(THROTTLE)
         .with_on_demand_billing()
+        .with_buffer_size(std::env::var("BENCH_BUFFER").ok().and_then(|b| b.parse().ok()).unwrap_or(10_000))
         .with_dynamo_waiter_delay(Duration::from_millis(50));
     let k = Kinsumer::from_clients(
         client,
