@@ -125,6 +125,10 @@ impl Receiver {
                     self.fence.close();
                     self.fence.wait(cx.waker());
                     if !self.fence.is_open() {
+                        // Failures still come through while records are held back.
+                        if let Poll::Ready(Some(error)) = self.errors.poll_recv(cx) {
+                            return Poll::Ready(Some(Err(error)));
+                        }
                         return Poll::Pending;
                     }
                 }
