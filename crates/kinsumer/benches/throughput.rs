@@ -233,7 +233,12 @@ async fn against_emulators() {
     let config = Config::new()
         .with_throttle_delay(THROTTLE)
         .with_on_demand_billing()
-        .with_buffer_size(std::env::var("BENCH_BUFFER").ok().and_then(|b| b.parse().ok()).unwrap_or(10_000))
+        .with_buffer_size(
+            std::env::var("BENCH_BUFFER")
+                .ok()
+                .and_then(|b| b.parse().ok())
+                .unwrap_or(10_000),
+        )
         .with_dynamo_waiter_delay(Duration::from_millis(50));
     let k = Kinsumer::from_clients(
         client,

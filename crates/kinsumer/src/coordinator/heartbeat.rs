@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::Shared;
-use crate::error::Error;
+use crate::error::{Error, ServiceError, ServiceErrorKind};
 
 /// Writes this client's row until `stop`; sends a failure that cannot heal
 /// (e.g. the table was deleted) to `fatal` and ends.
@@ -24,10 +24,18 @@ pub(crate) async fn beat(shared: Arc<Shared>, fatal: mpsc::Sender<Error>, stop: 
         next = Instant::now() + every;
         let row = shared.client_row();
         let sent = shared.fence.now_ms();
-        match shared
-            .store_call("PutItem", shared.store.put_client(&row))
-            .await
-        {
+        // A hung call must not hold back the next heartbeat: give up on it
+        // when the next one is due.
+        let call = shared.store.put_client(&row);
+        let result = match tokio::time::timeout(every.min(shared.config.call_timeout), call).await {
+            Ok(result) => result,
+            Err(_) => Err(Error::Store {
+                operation: "PutItem",
+                table: shared.store.tables().clients.clone(),
+                source: ServiceError::new(ServiceErrorKind::Transient, "heartbeat timed out"),
+            }),
+        };
+        match result {
             Ok(()) => {
                 shared.fence.heartbeat(sent);
                 if failing {

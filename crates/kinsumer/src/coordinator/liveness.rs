@@ -12,9 +12,12 @@ use crate::store::ClientRow;
 ///
 /// A client is dead when its heartbeat is at least one lease duration old by
 /// the wall clock *and* has not changed for half a lease duration by this
-/// client's monotonic clock — or has not changed for two lease durations, or is
-/// ten lease durations old (a row left by a crash long ago). Skew between hosts
-/// thus delays a takeover by at most one lease duration and never causes one.
+/// client's monotonic clock — or has not changed for two lease durations. Skew
+/// between hosts thus delays a takeover by at most one lease duration and never
+/// causes one. Observations must be continuous: after this client could not
+/// read the table (its own outage), [`Liveness::forget`] starts them afresh, so
+/// that others, who could not write meanwhile either, get half a lease to
+/// heartbeat again.
 #[derive(Debug, Default)]
 pub(crate) struct Liveness {
     seen: HashMap<ClientId, (i64, Instant)>,
@@ -32,6 +35,11 @@ pub(crate) struct Verdict {
 }
 
 impl Liveness {
+    /// Drops every observation (after this client failed to read the clients table).
+    pub(crate) fn forget(&mut self) {
+        self.seen.clear();
+    }
+
     pub(crate) fn judge(
         &mut self,
         rows: &[ClientRow],
@@ -50,9 +58,7 @@ impl Liveness {
             seen.insert(row.id.clone(), (row.last_update, first_seen));
             let age = wall_now.saturating_sub(row.last_update);
             let unchanged = now.saturating_duration_since(first_seen);
-            let dead = (age >= lease_nanos && unchanged >= lease / 2)
-                || unchanged >= lease * 2
-                || age >= lease_nanos.saturating_mul(10);
+            let dead = (age >= lease_nanos && unchanged >= lease / 2) || unchanged >= lease * 2;
             if dead {
                 verdict.dead.push(row.id.clone());
             } else {
@@ -149,14 +155,38 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn rows_from_long_ago_are_dead_at_once() {
+    async fn rows_from_long_ago_are_dead_after_half_a_lease_of_watching() {
+        let lease = Duration::from_secs(2);
         let mut l = Liveness::default();
-        let v = l.judge(
-            &[row("old", 0)],
-            1_000 * SEC,
-            Instant::now(),
-            Duration::from_secs(2),
+        let t0 = Instant::now();
+        let v = l.judge(&[row("old", 0)], 1_000 * SEC, t0, lease);
+        assert_eq!(
+            v.alive,
+            vec![ClientId::new("old")],
+            "not judged on one look"
         );
+        let v = l.judge(&[row("old", 0)], 1_001 * SEC, t0 + lease / 2, lease);
         assert_eq!(v.dead, vec![ClientId::new("old")]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn forgetting_gives_everyone_half_a_lease_again() {
+        let lease = Duration::from_secs(2);
+        let mut l = Liveness::default();
+        let t0 = Instant::now();
+        l.judge(&[row("a", 0)], 0, t0, lease);
+        // Our own outage: 10 s without reading. a could not write either.
+        l.forget();
+        let t1 = t0 + Duration::from_secs(10);
+        let v = l.judge(&[row("a", 0)], 10 * SEC, t1, lease);
+        assert_eq!(v.alive.len(), 1);
+        // a heartbeats again within half a lease: alive.
+        let v = l.judge(
+            &[row("a", 10 * SEC)],
+            10 * SEC + SEC / 2,
+            t1 + lease / 4,
+            lease,
+        );
+        assert_eq!(v.alive.len(), 1);
     }
 }

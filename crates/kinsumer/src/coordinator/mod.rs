@@ -351,7 +351,11 @@ impl Coordinator {
         self.next_expiry = None;
         match self.try_shard_check().await {
             Ok(()) => self.succeeded("shard check"),
-            Err(e) => self.failed("shard check", e),
+            Err(e) => {
+                // What we saw before cannot be compared with what we see after.
+                self.liveness.forget();
+                self.failed("shard check", e);
+            }
         }
     }
 

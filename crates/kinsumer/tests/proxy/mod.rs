@@ -22,6 +22,8 @@
 //!   delayed by a network partition.
 //! - [`Proxy::reset_all`]: abort every live connection with a RST to both ends (`SO_LINGER` 0,
 //!   then close).
+//! - [`Proxy::freeze_live`]: the connections open now never forward another byte (but stay
+//!   open); new connections work — like pooled connections silently dropped by a middlebox.
 //! - [`Proxy::set_delay`]: wait this long before forwarding each chunk (either way).
 //! - [`Proxy::drop_responses`]: read what the upstream answers and discard it (requests still
 //!   reach the upstream and take effect; the client never hears back).
@@ -74,13 +76,21 @@ struct Shared {
     stalled: watch::Sender<bool>,
     delay_micros: AtomicU64,
     drop_responses: AtomicBool,
-    /// Live connections by id: cancelling a token resets that connection.
-    live: Mutex<HashMap<u64, CancellationToken>>,
+    /// Live connections by id.
+    live: Mutex<HashMap<u64, Connection>>,
     next_id: AtomicU64,
     accepted: AtomicU64,
     resets: AtomicU64,
     bytes_up: AtomicU64,
     bytes_down: AtomicU64,
+}
+
+/// The handles of one live connection.
+struct Connection {
+    /// Cancelled: reset the connection.
+    kill: CancellationToken,
+    /// True: forward nothing more, ever.
+    frozen: watch::Sender<bool>,
 }
 
 impl Shared {
@@ -146,8 +156,18 @@ impl Proxy {
     /// Aborts every live connection with a RST to both ends; returns how many.
     pub fn reset_all(&self) -> usize {
         let live = self.shared.live.lock().expect("proxy connections");
-        for token in live.values() {
-            token.cancel();
+        for connection in live.values() {
+            connection.kill.cancel();
+        }
+        live.len()
+    }
+
+    /// Freezes every connection open now (they stay open and forward nothing more); returns
+    /// how many. Connections accepted later are not affected.
+    pub fn freeze_live(&self) -> usize {
+        let live = self.shared.live.lock().expect("proxy connections");
+        for connection in live.values() {
+            connection.frozen.send_replace(true);
         }
         live.len()
     }
@@ -207,13 +227,23 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
                 Ok((client, _)) => {
                     let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
                     let kill = CancellationToken::new();
-                    shared
-                        .live
-                        .lock()
-                        .expect("proxy connections")
-                        .insert(id, kill.clone());
+                    let frozen = watch::Sender::new(false);
+                    let frozen_rx = frozen.subscribe();
+                    shared.live.lock().expect("proxy connections").insert(
+                        id,
+                        Connection {
+                            kill: kill.clone(),
+                            frozen,
+                        },
+                    );
                     shared.accepted.fetch_add(1, Ordering::Relaxed);
-                    connections.spawn(connection(client, Arc::clone(&shared), id, kill));
+                    connections.spawn(connection(
+                        client,
+                        Arc::clone(&shared),
+                        id,
+                        kill,
+                        frozen_rx,
+                    ));
                 }
                 // E.g. out of file descriptors: try again shortly.
                 Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
@@ -244,7 +274,13 @@ fn abort(stream: TcpStream) {
     drop(stream);
 }
 
-async fn connection(mut client: TcpStream, shared: Arc<Shared>, id: u64, kill: CancellationToken) {
+async fn connection(
+    mut client: TcpStream,
+    shared: Arc<Shared>,
+    id: u64,
+    kill: CancellationToken,
+    frozen: watch::Receiver<bool>,
+) {
     let _registered = Registered {
         shared: Arc::clone(&shared),
         id,
@@ -268,8 +304,20 @@ async fn connection(mut client: TcpStream, shared: Arc<Shared>, id: u64, kill: C
         let (upstream_read, upstream_write) = upstream.split();
         let both = async {
             tokio::try_join!(
-                pump(client_read, upstream_write, Direction::Request, &shared),
-                pump(upstream_read, client_write, Direction::Response, &shared),
+                pump(
+                    client_read,
+                    upstream_write,
+                    Direction::Request,
+                    &shared,
+                    frozen.clone()
+                ),
+                pump(
+                    upstream_read,
+                    client_write,
+                    Direction::Response,
+                    &shared,
+                    frozen.clone()
+                ),
             )
         };
         tokio::select! {
@@ -284,17 +332,34 @@ async fn connection(mut client: TcpStream, shared: Arc<Shared>, id: u64, kill: C
     }
 }
 
+/// Waits until neither the proxy is stalled nor the connection frozen; false if the proxy is gone.
+async fn may_forward(
+    stalled: &mut watch::Receiver<bool>,
+    frozen: &mut watch::Receiver<bool>,
+) -> bool {
+    loop {
+        if !*stalled.borrow_and_update() && !*frozen.borrow_and_update() {
+            return true;
+        }
+        tokio::select! {
+            changed = stalled.changed() => if changed.is_err() { return false },
+            changed = frozen.changed() => if changed.is_err() { return false },
+        }
+    }
+}
+
 /// Forwards one direction until end of stream (then passes the close on) or an error.
 async fn pump(
     mut from: ReadHalf<'_>,
     mut to: WriteHalf<'_>,
     direction: Direction,
     shared: &Shared,
+    mut frozen: watch::Receiver<bool>,
 ) -> io::Result<()> {
     let mut stalled = shared.stalled.subscribe();
     let mut buf = vec![0u8; 64 * 1024];
     loop {
-        if stalled.wait_for(|s| !*s).await.is_err() {
+        if !may_forward(&mut stalled, &mut frozen).await {
             return Err(io::Error::other("proxy gone"));
         }
         let n = from.read(&mut buf).await?;
@@ -302,7 +367,7 @@ async fn pump(
             return to.shutdown().await;
         }
         // Bytes read just before a stall are held until it ends.
-        if stalled.wait_for(|s| !*s).await.is_err() {
+        if !may_forward(&mut stalled, &mut frozen).await {
             return Err(io::Error::other("proxy gone"));
         }
         let delay = shared.delay();
