@@ -325,3 +325,32 @@ async fn a_crashed_clients_shards_are_taken_over_with_bounded_duplicates() {
     assert!(log.duplicates() <= 400, "duplicates {}", log.duplicates());
     b.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kpl_aggregates_from_kinesalite_resume_inside_the_aggregate() {
+    let f = Fixture::new(1).await;
+    let path = format!("{}/tests/fixtures/kpl/many.bin", env!("CARGO_MANIFEST_DIR"));
+    let aggregate = Bytes::from(std::fs::read(&path).expect("fixture"));
+    f.emu
+        .put_records(&f.stream, vec![("agg".to_string(), aggregate)])
+        .await;
+    let mut k = f.consumer("kpl-first");
+    k.create_required_tables().await.expect("tables");
+    k.run().await.expect("run");
+    let mut subs = Vec::new();
+    for _ in 0..50 {
+        let r = k.next().await.expect("open").expect("record");
+        subs.push(r.sub_sequence_number);
+    }
+    assert_eq!(subs, (0..50).map(Some).collect::<Vec<_>>());
+    k.stop().await;
+    let mut k = f.consumer("kpl-second");
+    k.run().await.expect("run");
+    let r = k.next().await.expect("open").expect("record");
+    assert_eq!(
+        r.sub_sequence_number,
+        Some(50),
+        "resumed after the last processed user record"
+    );
+    k.stop().await;
+}
