@@ -212,20 +212,20 @@ impl PollingReader {
     ) {
         if !self.ctx.config.deaggregate || !is_aggregated(&raw.data) {
             positions.push(&raw.sequence_number, None);
-            records.push(self.plain(raw, None));
+            records.push(self.plain(raw));
             return;
         }
         match deaggregate(raw.data.clone()) {
             Deaggregated::Plain(_) => {
                 positions.push(&raw.sequence_number, None);
-                records.push(self.plain(raw, None));
+                records.push(self.plain(raw));
             }
             Deaggregated::Corrupt { reason, .. } => {
                 warn!(shard = %self.shard, sequence = %raw.sequence_number, %reason,
                     "record has the KPL magic number but is not a valid aggregate; delivering it as a plain record");
                 self.ctx.config.stats.corrupt_aggregate(&self.shard);
                 positions.push(&raw.sequence_number, None);
-                records.push(self.plain(raw, None));
+                records.push(self.plain(raw));
             }
             Deaggregated::Aggregated(users) => {
                 let count = users.len();
@@ -257,13 +257,13 @@ impl PollingReader {
     }
 
     /// A record handed out as Kinesis returned it (moving, not copying, its fields).
-    fn plain(&self, raw: RawRecord, sub_sequence_number: Option<u64>) -> Record {
+    fn plain(&self, raw: RawRecord) -> Record {
         Record {
             data: raw.data,
             partition_key: raw.partition_key,
             explicit_hash_key: None,
             sequence_number: raw.sequence_number,
-            sub_sequence_number,
+            sub_sequence_number: None,
             shard_id: self.shard.clone(),
             approximate_arrival: raw.approximate_arrival,
             ack: None,
