@@ -64,6 +64,37 @@ pub struct Config {
     pub(crate) connect_timeout: Duration,
     pub(crate) ack_mode: AckMode,
     pub(crate) deaggregate: bool,
+    pub(crate) read_mode: ReadMode,
+}
+
+/// How shard readers get records from Kinesis.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ReadMode {
+    /// GetRecords in a loop, one call per throttle delay per shard (the default).
+    #[default]
+    Polling,
+    /// Enhanced fan-out (SubscribeToShard) through a stream consumer.
+    FanOut(FanOutConsumer),
+}
+
+/// The enhanced fan-out consumer to read through.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FanOutConsumer {
+    /// An existing consumer, by its ARN (the Go library's `consumerARN`).
+    Arn(String),
+    /// A consumer of this name on the stream: registered if absent, reused if present.
+    Named(String),
+}
+
+impl fmt::Display for ReadMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReadMode::Polling => f.write_str("polling"),
+            ReadMode::FanOut(FanOutConsumer::Arn(arn)) => write!(f, "fan-out ({arn})"),
+            ReadMode::FanOut(FanOutConsumer::Named(name)) => write!(f, "fan-out ({name})"),
+        }
+    }
 }
 
 impl Default for Config {
@@ -88,6 +119,7 @@ impl Default for Config {
             connect_timeout: Duration::from_secs(3),
             ack_mode: AckMode::Auto,
             deaggregate: true,
+            read_mode: ReadMode::Polling,
         }
     }
 }
@@ -110,6 +142,7 @@ impl fmt::Debug for Config {
             .field("connect_timeout", &self.connect_timeout)
             .field("ack_mode", &self.ack_mode)
             .field("deaggregate", &self.deaggregate)
+            .field("read_mode", &self.read_mode)
             .finish_non_exhaustive()
     }
 }
@@ -247,6 +280,38 @@ impl Config {
         self
     }
 
+    /// Read through an existing enhanced fan-out consumer (SubscribeToShard)
+    /// instead of polling. The consumer must be registered on this stream.
+    ///
+    /// ```
+    /// let config = kinsumer::Config::new().with_fan_out_consumer_arn(
+    ///     "arn:aws:kinesis:us-east-1:123456789012:stream/events/consumer/billing:1700000000",
+    /// );
+    /// assert!(config.validate().is_ok());
+    /// ```
+    pub fn with_fan_out_consumer_arn(mut self, arn: impl Into<String>) -> Self {
+        self.read_mode = ReadMode::FanOut(FanOutConsumer::Arn(arn.into()));
+        self
+    }
+
+    /// Read through the enhanced fan-out consumer of this name, registering it
+    /// on the stream at `run()` when absent and waiting until it is active.
+    pub fn with_fan_out_consumer_name(mut self, name: impl Into<String>) -> Self {
+        self.read_mode = ReadMode::FanOut(FanOutConsumer::Named(name.into()));
+        self
+    }
+
+    /// How shard readers get records: polling (default) or enhanced fan-out.
+    pub fn with_read_mode(mut self, mode: ReadMode) -> Self {
+        self.read_mode = mode;
+        self
+    }
+
+    /// The configured read mode.
+    pub fn read_mode(&self) -> &ReadMode {
+        &self.read_mode
+    }
+
     /// The interval of client heartbeats (and lease renewals): a third of the lease duration.
     pub fn heartbeat_interval(&self) -> Duration {
         self.lease_duration / 3
@@ -302,8 +367,45 @@ impl Config {
         if self.handoff_timeout.is_zero() {
             return Err(ConfigError::Timeout("handoff"));
         }
+        match &self.read_mode {
+            ReadMode::Polling => {}
+            ReadMode::FanOut(FanOutConsumer::Arn(arn)) => {
+                if !is_consumer_arn(arn) {
+                    return Err(ConfigError::FanOutConsumerArn(arn.clone()));
+                }
+            }
+            ReadMode::FanOut(FanOutConsumer::Named(name)) => {
+                if !is_consumer_name(name) {
+                    return Err(ConfigError::FanOutConsumerName(name.clone()));
+                }
+            }
+        }
         Ok(())
     }
+}
+
+/// `arn:<partition>:kinesis:<region>:<account>:stream/<stream>/consumer/<name>:<created>`.
+fn is_consumer_arn(arn: &str) -> bool {
+    let mut parts = arn.splitn(6, ':');
+    let (Some("arn"), Some(partition), Some("kinesis"), Some(_region), Some(_account), Some(rest)) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
+        return false;
+    };
+    !partition.is_empty() && rest.starts_with("stream/") && rest.contains("/consumer/")
+}
+
+/// Kinesis consumer names: 1 to 128 of `[a-zA-Z0-9_.-]`.
+fn is_consumer_name(name: &str) -> bool {
+    (1..=128).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
 }
 
 #[cfg(test)]
@@ -370,6 +472,23 @@ mod tests {
                 Config::new().with_call_timeout(ms(0)),
                 ConfigError::Timeout("call"),
             ),
+            (
+                Config::new().with_fan_out_consumer_arn("billing"),
+                ConfigError::FanOutConsumerArn("billing".into()),
+            ),
+            (
+                Config::new()
+                    .with_fan_out_consumer_arn("arn:aws:kinesis:us-east-1:1:stream/events"),
+                ConfigError::FanOutConsumerArn("arn:aws:kinesis:us-east-1:1:stream/events".into()),
+            ),
+            (
+                Config::new().with_fan_out_consumer_name(""),
+                ConfigError::FanOutConsumerName(String::new()),
+            ),
+            (
+                Config::new().with_fan_out_consumer_name("has space"),
+                ConfigError::FanOutConsumerName("has space".into()),
+            ),
         ];
         for (config, expected) in cases {
             assert_eq!(config.validate(), Err(expected.clone()), "{expected}");
@@ -387,5 +506,18 @@ mod tests {
     fn throttle_delay_at_the_minimum_is_accepted() {
         let c = Config::new().with_throttle_delay(Duration::from_millis(200));
         assert_eq!(c.validate(), Ok(()));
+    }
+
+    #[test]
+    fn fan_out_consumers_that_look_right_are_accepted() {
+        let arn = "arn:aws-cn:kinesis:cn-north-1:123456789012:stream/s/consumer/c:1";
+        assert_eq!(
+            Config::new().with_fan_out_consumer_arn(arn).validate(),
+            Ok(())
+        );
+        let named = Config::new().with_fan_out_consumer_name("billing-v2.eu_1");
+        assert_eq!(named.validate(), Ok(()));
+        assert_eq!(named.read_mode().to_string(), "fan-out (billing-v2.eu_1)");
+        assert_eq!(Config::new().read_mode(), &ReadMode::Polling);
     }
 }

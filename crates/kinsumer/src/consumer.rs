@@ -1,25 +1,31 @@
 //! The public consumer: build it, create its tables, run it, take records, stop it.
 
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tracing::info;
 
 use crate::clock::Clock;
+use crate::config::ReadMode;
 use crate::coordinator::fence::Fence;
 use crate::coordinator::{Coordinator, Shared};
 use crate::delivery::{channel, Receiver};
 use crate::error::{Error, Result, ServiceErrorKind};
 use crate::kinesis::aws::AwsKinesis;
+use crate::kinesis::fanout::resolve_consumer;
 use crate::kinesis::role::{assume_role_config, AssumeRole};
 use crate::kinesis::{KinesisTransport, PutEntry};
 use crate::record::{ClientId, Record, SequenceNumber, ShardId};
 use crate::store::dynamo::DynamoStore;
 use crate::store::CoordinationStore;
 use crate::Config;
+
+/// How long `run()` waits for a newly registered fan-out consumer to become active.
+const CONSUMER_ACTIVE_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// A Kinesis consumer that shares a stream's shards with the other clients of
 /// the same application, coordinated through DynamoDB.
@@ -143,6 +149,7 @@ impl Kinsumer {
                 store,
                 clock: Clock::new(),
                 fence: Arc::new(Fence::new(config_lease)),
+                fan_out_consumer: OnceLock::new(),
             }),
             state: State::Ready,
         })
@@ -234,6 +241,17 @@ impl Kinsumer {
         shared
             .store_call("DescribeTable", shared.store.check_tables())
             .await?;
+        if let ReadMode::FanOut(consumer) = &shared.config.read_mode {
+            let arn = resolve_consumer(
+                shared.transport.as_ref(),
+                &shared.stream,
+                consumer,
+                CONSUMER_ACTIVE_WAIT,
+            )
+            .await?;
+            info!(consumer = %arn, "reading with enhanced fan-out");
+            let _ = shared.fan_out_consumer.set(Arc::from(arn));
+        }
         let sent = shared.fence.now_ms();
         shared
             .store_call("PutItem", shared.store.put_client(&shared.client_row()))

@@ -70,6 +70,14 @@ pub enum Error {
         /// The missing tables.
         tables: Vec<String>,
     },
+    /// The enhanced fan-out consumer cannot be used.
+    #[error("enhanced fan-out consumer {consumer} {problem}")]
+    FanOutConsumer {
+        /// The consumer's ARN (or name).
+        consumer: String,
+        /// What is wrong and how to fix it.
+        problem: String,
+    },
     /// An invalid configuration value.
     #[error(transparent)]
     Config(#[from] ConfigError),
@@ -196,6 +204,14 @@ pub enum ConfigError {
     /// A timeout of zero.
     #[error("{0} timeout must be greater than zero")]
     Timeout(&'static str),
+    /// A fan-out consumer ARN that is not a Kinesis stream consumer ARN.
+    #[error("{0:?} is not a Kinesis stream consumer ARN (arn:aws:kinesis:REGION:ACCOUNT:stream/STREAM/consumer/NAME:CREATED); copy it from `aws kinesis list-stream-consumers` or use with_fan_out_consumer_name")]
+    FanOutConsumerArn(String),
+    /// A fan-out consumer name Kinesis would refuse.
+    #[error(
+        "fan-out consumer name {0:?} is invalid: use 1 to 128 letters, digits, '_', '.' or '-'"
+    )]
+    FanOutConsumerName(String),
 }
 
 /// What kind of failure an AWS call ended in; decides retry or give up.

@@ -51,7 +51,7 @@ pub mod record;
 pub mod stats;
 pub mod store;
 
-pub use config::{AckMode, Billing, Config};
+pub use config::{AckMode, Billing, Config, FanOutConsumer, ReadMode};
 pub use consumer::Kinsumer;
 pub use coordinator::status::{ClientStatus, ClusterState, ShardStatus};
 pub use error::{ConfigError, Error, FailedPut, Result, ServiceError, ServiceErrorKind};

@@ -464,6 +464,7 @@ async fn clients_are_listed_sorted_and_reaped_when_stale() {
                 id: ClientId::new(id),
                 name: format!("client {id}"),
                 last_update: now - age,
+                read_mode: Some("polling".into()),
             })
             .await
             .expect("PutItem");
@@ -500,6 +501,7 @@ async fn clients_are_listed_sorted_and_reaped_when_stale() {
             id: ClientId::new("b"),
             name: "client b".to_string(),
             last_update: now,
+            read_mode: Some("polling".into()),
         }]
     );
     store
@@ -519,6 +521,7 @@ async fn a_scan_follows_pages() {
                 id: ClientId::new(format!("client-{i:03}")),
                 name: name.clone(),
                 last_update: i,
+                read_mode: None,
             })
             .await
             .expect("PutItem");

@@ -89,6 +89,7 @@ mod tests {
             id: ClientId::new(id),
             name: id.into(),
             last_update,
+            read_mode: None,
         }
     }
 

@@ -11,7 +11,7 @@ pub mod status;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use tokio::task::{Id as TaskId, JoinError, JoinSet};
@@ -23,7 +23,7 @@ use crate::clock::Clock;
 use crate::delivery::{Sender, ShardCursor};
 use crate::error::{Error, Result, ServiceError, ServiceErrorKind};
 use crate::kinesis::KinesisTransport;
-use crate::reader::polling::{read_shard, ReaderContext, ReaderExit};
+use crate::reader::{read_shard, ReaderContext, ReaderExit};
 use crate::record::{ClientId, Position, ShardId};
 use crate::store::{CheckpointRow, ClientRow, CoordinationStore, LeaseWrite, ShardCache};
 use crate::Config;
@@ -40,6 +40,8 @@ pub(crate) struct Shared {
     pub(crate) store: Arc<dyn CoordinationStore>,
     pub(crate) clock: Clock,
     pub(crate) fence: Arc<fence::Fence>,
+    /// The enhanced fan-out consumer's ARN, resolved by `run()` in fan-out mode.
+    pub(crate) fan_out_consumer: OnceLock<Arc<str>>,
 }
 
 impl Shared {
@@ -81,6 +83,10 @@ impl Shared {
             id: self.client_id.clone(),
             name: self.client_name.clone(),
             last_update: self.clock.now_nanos(),
+            read_mode: Some(match self.fan_out_consumer.get() {
+                Some(arn) => format!("fan-out {arn}"),
+                None => "polling".to_string(),
+            }),
         }
     }
 
@@ -587,6 +593,7 @@ impl Coordinator {
                 transport: Arc::clone(&self.shared.transport),
                 config: Arc::clone(&self.shared.config),
                 sender: self.sender.clone(),
+                fan_out_consumer: self.shared.fan_out_consumer.get().cloned(),
             };
             let handle =
                 self.readers

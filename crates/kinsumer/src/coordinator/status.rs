@@ -24,6 +24,8 @@ pub struct ClientStatus {
     pub is_leader: bool,
     /// How many shard leases it holds.
     pub leases: usize,
+    /// How it reads: `polling` or `fan-out <consumer ARN>` (`None` for Go clients).
+    pub read_mode: Option<String>,
 }
 
 /// One shard of the stream with its lease.
@@ -47,6 +49,8 @@ pub struct ShardStatus {
     pub finished: bool,
     /// When its lease row last changed.
     pub last_update: Option<SystemTime>,
+    /// How its owner reads it: `polling` or `fan-out <consumer ARN>`.
+    pub read_mode: Option<String>,
 }
 
 /// The state of one application's cluster on one stream.
@@ -113,6 +117,7 @@ impl ClusterState {
                         checkpoint: None,
                         finished: false,
                         last_update: None,
+                        read_mode: None,
                     },
                 )
             })
@@ -130,12 +135,18 @@ impl ClusterState {
                     checkpoint: None,
                     finished: false,
                     last_update: None,
+                    read_mode: None,
                 });
             entry.owner_id = c.owner_id.clone();
             entry.owner_name = c.owner_name.clone();
             entry.checkpoint = c.position.clone();
             entry.finished = c.finished.is_some();
             entry.last_update = Some(at(c.last_update));
+            entry.read_mode = c
+                .owner_id
+                .as_ref()
+                .and_then(|owner| clients.iter().find(|client| &client.id == owner))
+                .and_then(|client| client.read_mode.clone());
         }
         let mut shards: Vec<ShardStatus> = by_shard.into_values().collect();
         shards.sort_by(|a, b| a.id.cmp(&b.id));
@@ -150,6 +161,7 @@ impl ClusterState {
                     heartbeat_age: now.duration_since(last).unwrap_or_default(),
                     is_leader: leader.as_ref() == Some(&c.id),
                     leases: leases.get(&c.id).copied().unwrap_or(0),
+                    read_mode: c.read_mode.clone(),
                 }
             })
             .collect();

@@ -7,9 +7,14 @@ use async_trait::async_trait;
 use aws_sdk_kinesis::config::http::HttpResponse;
 use aws_sdk_kinesis::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_kinesis::primitives::{Blob, DateTime};
-use aws_sdk_kinesis::types::{PutRecordsRequestEntry, Shard, ShardIteratorType};
+use aws_sdk_kinesis::types::{
+    PutRecordsRequestEntry, Shard, ShardIteratorType, SubscribeToShardEvent,
+    SubscribeToShardEventStream,
+};
+use aws_smithy_types::event_stream::RawMessage;
 use bytes::Bytes;
 
+use super::fanout::{ConsumerDescription, ConsumerStatus, Subscription, SubscriptionEvent};
 use super::{
     KinesisTransport, PutEntry, PutOutcome, RawRecord, RecordsPage, ShardDescription,
     StartingPosition,
@@ -100,23 +105,11 @@ impl KinesisTransport for AwsKinesis {
             .get_shard_iterator()
             .stream_name(stream)
             .shard_id(shard.as_str());
-        let request = match from {
-            StartingPosition::Initial(InitialPosition::TrimHorizon) => {
-                request.shard_iterator_type(ShardIteratorType::TrimHorizon)
-            }
-            StartingPosition::Initial(InitialPosition::Latest) => {
-                request.shard_iterator_type(ShardIteratorType::Latest)
-            }
-            StartingPosition::Initial(InitialPosition::AtTimestamp(at)) => request
-                .shard_iterator_type(ShardIteratorType::AtTimestamp)
-                .timestamp(DateTime::from(*at)),
-            StartingPosition::After(sequence) => request
-                .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
-                .starting_sequence_number(sequence.as_str()),
-            StartingPosition::At(sequence) => request
-                .shard_iterator_type(ShardIteratorType::AtSequenceNumber)
-                .starting_sequence_number(sequence.as_str()),
-        };
+        let (kind, sequence, timestamp) = iterator_type(from);
+        let request = request
+            .shard_iterator_type(kind)
+            .set_starting_sequence_number(sequence)
+            .set_timestamp(timestamp);
         let out = request.send().await.map_err(|e| classify(&e))?;
         out.shard_iterator.ok_or_else(|| {
             ServiceError::new(
@@ -136,19 +129,7 @@ impl KinesisTransport for AwsKinesis {
             .send()
             .await
             .map_err(|e| classify(&e))?;
-        let records = out
-            .records
-            .into_iter()
-            .map(|r| RawRecord {
-                // Takes the SDK's buffer: no copy of the payload.
-                data: Bytes::from(r.data.into_inner()),
-                partition_key: r.partition_key.unwrap_or_default(),
-                sequence_number: SequenceNumber::new(r.sequence_number),
-                approximate_arrival: r
-                    .approximate_arrival_timestamp
-                    .and_then(|t| SystemTime::try_from(t).ok()),
-            })
-            .collect();
+        let records = out.records.into_iter().map(raw_record).collect();
         Ok(RecordsPage {
             records,
             next_iterator: out.next_shard_iterator,
@@ -221,6 +202,236 @@ impl KinesisTransport for AwsKinesis {
             })
             .collect())
     }
+
+    async fn consumer_by_name(
+        &self,
+        stream: &str,
+        name: &str,
+    ) -> Result<Option<ConsumerDescription>, ServiceError> {
+        let stream_arn = self.stream_arn(stream).await?;
+        match self
+            .client
+            .describe_stream_consumer()
+            .stream_arn(stream_arn)
+            .consumer_name(name)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(out.consumer_description.map(consumer_description)),
+            Err(e) => match classify(&e) {
+                e if e.kind == ServiceErrorKind::NotFound => Ok(None),
+                e => Err(e),
+            },
+        }
+    }
+
+    async fn consumer_by_arn(&self, arn: &str) -> Result<ConsumerDescription, ServiceError> {
+        let out = self
+            .client
+            .describe_stream_consumer()
+            .consumer_arn(arn)
+            .send()
+            .await
+            .map_err(|e| classify(&e))?;
+        out.consumer_description
+            .map(consumer_description)
+            .ok_or_else(|| {
+                ServiceError::new(
+                    ServiceErrorKind::Other,
+                    format!("DescribeStreamConsumer for {arn} answered without a description"),
+                )
+            })
+    }
+
+    async fn register_consumer(
+        &self,
+        stream: &str,
+        name: &str,
+    ) -> Result<ConsumerDescription, ServiceError> {
+        let stream_arn = self.stream_arn(stream).await?;
+        let out = self
+            .client
+            .register_stream_consumer()
+            .stream_arn(&stream_arn)
+            .consumer_name(name)
+            .send()
+            .await
+            .map_err(|e| classify(&e))?;
+        let consumer = out.consumer.ok_or_else(|| {
+            ServiceError::new(
+                ServiceErrorKind::Other,
+                format!("RegisterStreamConsumer for {name} answered without a consumer"),
+            )
+        })?;
+        Ok(ConsumerDescription {
+            status: consumer_status(&consumer.consumer_status),
+            name: consumer.consumer_name,
+            arn: consumer.consumer_arn,
+            stream_arn,
+        })
+    }
+
+    async fn subscribe_to_shard(
+        &self,
+        consumer_arn: &str,
+        shard: &ShardId,
+        from: &StartingPosition,
+    ) -> Result<Subscription, ServiceError> {
+        let (kind, sequence, timestamp) = iterator_type(from);
+        let position = aws_sdk_kinesis::types::StartingPosition::builder()
+            .r#type(kind)
+            .set_sequence_number(sequence)
+            .set_timestamp(timestamp)
+            .build()
+            .map_err(|e| {
+                ServiceError::new(
+                    ServiceErrorKind::InvalidRequest,
+                    format!("invalid starting position: {e}"),
+                )
+            })?;
+        let out = self
+            .client
+            .subscribe_to_shard()
+            .consumer_arn(consumer_arn)
+            .shard_id(shard.as_str())
+            .starting_position(position)
+            .send()
+            .await
+            .map_err(|e| classify(&e))?;
+        // The stream ends after its first failure: a receiver that failed is not read again.
+        let events = futures::stream::unfold(Some(out.event_stream), |receiver| async move {
+            let mut receiver = receiver?;
+            loop {
+                match receiver.recv().await {
+                    Ok(Some(SubscribeToShardEventStream::SubscribeToShardEvent(event))) => {
+                        return Some((Ok(subscription_event(event)), Some(receiver)))
+                    }
+                    // An event type this SDK version does not know: skip it.
+                    Ok(Some(_)) => continue,
+                    Ok(None) => return None,
+                    Err(e) => return Some((Err(classify_event_error(&e)), None)),
+                }
+            }
+        });
+        Ok(Box::pin(events))
+    }
+}
+
+impl AwsKinesis {
+    /// The stream's ARN (DescribeStreamSummary), which the consumer operations need.
+    async fn stream_arn(&self, stream: &str) -> Result<String, ServiceError> {
+        let out = self
+            .client
+            .describe_stream_summary()
+            .stream_name(stream)
+            .send()
+            .await
+            .map_err(|e| classify(&e))?;
+        out.stream_description_summary
+            .map(|s| s.stream_arn)
+            .ok_or_else(|| {
+                ServiceError::new(
+                    ServiceErrorKind::Other,
+                    format!("DescribeStreamSummary for {stream} answered without a summary"),
+                )
+            })
+    }
+}
+
+/// One SDK record, taking its buffer (no copy of the payload).
+fn raw_record(r: aws_sdk_kinesis::types::Record) -> RawRecord {
+    RawRecord {
+        data: Bytes::from(r.data.into_inner()),
+        partition_key: r.partition_key.unwrap_or_default(),
+        sequence_number: SequenceNumber::new(r.sequence_number),
+        approximate_arrival: r
+            .approximate_arrival_timestamp
+            .and_then(|t| SystemTime::try_from(t).ok()),
+    }
+}
+
+/// The iterator type, sequence number and timestamp of a starting position.
+fn iterator_type(from: &StartingPosition) -> (ShardIteratorType, Option<String>, Option<DateTime>) {
+    match from {
+        StartingPosition::Initial(InitialPosition::TrimHorizon) => {
+            (ShardIteratorType::TrimHorizon, None, None)
+        }
+        StartingPosition::Initial(InitialPosition::Latest) => {
+            (ShardIteratorType::Latest, None, None)
+        }
+        StartingPosition::Initial(InitialPosition::AtTimestamp(at)) => (
+            ShardIteratorType::AtTimestamp,
+            None,
+            Some(DateTime::from(*at)),
+        ),
+        StartingPosition::After(sequence) => (
+            ShardIteratorType::AfterSequenceNumber,
+            Some(sequence.as_str().to_string()),
+            None,
+        ),
+        StartingPosition::At(sequence) => (
+            ShardIteratorType::AtSequenceNumber,
+            Some(sequence.as_str().to_string()),
+            None,
+        ),
+    }
+}
+
+/// One SubscribeToShard event as the transport describes it.
+fn subscription_event(event: SubscribeToShardEvent) -> SubscriptionEvent {
+    let continuation = Some(event.continuation_sequence_number)
+        .filter(|c| !c.is_empty())
+        .map(SequenceNumber::new);
+    SubscriptionEvent {
+        records: event.records.into_iter().map(raw_record).collect(),
+        continuation,
+        millis_behind_latest: Some(event.millis_behind_latest),
+        child_shards: event
+            .child_shards
+            .unwrap_or_default()
+            .into_iter()
+            .map(|c| ShardId::from(c.shard_id))
+            .collect(),
+    }
+}
+
+fn consumer_status(status: &aws_sdk_kinesis::types::ConsumerStatus) -> ConsumerStatus {
+    use aws_sdk_kinesis::types::ConsumerStatus as Sdk;
+    match status {
+        Sdk::Active => ConsumerStatus::Active,
+        Sdk::Deleting => ConsumerStatus::Deleting,
+        _ => ConsumerStatus::Creating,
+    }
+}
+
+fn consumer_description(d: aws_sdk_kinesis::types::ConsumerDescription) -> ConsumerDescription {
+    ConsumerDescription {
+        status: consumer_status(&d.consumer_status),
+        name: d.consumer_name,
+        arn: d.consumer_arn,
+        stream_arn: d.stream_arn,
+    }
+}
+
+/// Classifies a failure inside an event stream (no HTTP response to look at).
+fn classify_event_error<E>(err: &SdkError<E, RawMessage>) -> ServiceError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let kind = match err {
+        SdkError::ServiceError(_) => match err.code().map(kind_of_code) {
+            Some(ServiceErrorKind::Other) | None => ServiceErrorKind::Transient,
+            Some(kind) => kind,
+        },
+        SdkError::ConstructionFailure(_) => ServiceErrorKind::Other,
+        _ => ServiceErrorKind::Transient,
+    };
+    let message = match (err.code(), err.message()) {
+        (Some(code), Some(message)) => format!("{code}: {message}"),
+        (Some(code), None) => code.to_string(),
+        _ => DisplayErrorContext(err).to_string(),
+    };
+    ServiceError::new(kind, message)
 }
 
 /// One SDK shard as the transport describes it.

@@ -6,12 +6,15 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use md5::{Digest, Md5};
+use tokio::sync::Notify;
+use tokio::time::Instant;
 
+use super::fanout::{ConsumerDescription, ConsumerStatus, Subscription, SubscriptionEvent};
 use super::{
     KinesisTransport, PutEntry, PutOutcome, RawRecord, RecordsPage, ShardDescription,
     StartingPosition,
@@ -32,12 +35,20 @@ pub enum Operation {
     GetRecords,
     /// PutRecords.
     PutRecords,
+    /// DescribeStreamConsumer (by name or ARN).
+    DescribeStreamConsumer,
+    /// RegisterStreamConsumer.
+    RegisterStreamConsumer,
+    /// SubscribeToShard.
+    SubscribeToShard,
 }
 
 /// An in-memory Kinesis. Cheap to clone; clones share the streams.
 #[derive(Clone, Default)]
 pub struct MemoryKinesis {
     inner: Arc<Mutex<State>>,
+    /// Woken when records are added or subscriptions must end.
+    changed: Arc<Notify>,
 }
 
 #[derive(Default)]
@@ -46,7 +57,25 @@ struct State {
     next_sequence: u128,
     faults: HashMap<Operation, VecDeque<ServiceErrorKind>>,
     calls: HashMap<Operation, u64>,
+    consumers: Vec<ConsumerDescription>,
+    subscriptions: HashMap<(String, ShardId), OpenSubscription>,
+    next_subscription: u64,
+    /// How long a subscription lasts (AWS: five minutes); `None` for the default.
+    subscription_lifetime: Option<Duration>,
 }
+
+/// The subscription of one consumer to one shard that is open now.
+struct OpenSubscription {
+    id: u64,
+    started: Instant,
+}
+
+/// AWS refuses a second subscription of a consumer to a shard within 5 s of the first.
+const RESUBSCRIBE_GUARD: Duration = Duration::from_secs(5);
+/// AWS ends every subscription after five minutes.
+const SUBSCRIPTION_LIFETIME: Duration = Duration::from_secs(300);
+/// The most records one subscription event carries.
+const EVENT_RECORDS: usize = 1_000;
 
 struct Stream {
     shards: Vec<Shard>,
@@ -146,6 +175,8 @@ impl MemoryKinesis {
         let ids = (left.description.id.clone(), right.description.id.clone());
         s.shards.push(left);
         s.shards.push(right);
+        drop(state);
+        self.changed.notify_waiters();
         Ok(ids)
     }
 
@@ -191,6 +222,8 @@ impl MemoryKinesis {
         s.next_shard += 1;
         let id = child.description.id.clone();
         s.shards.push(child);
+        drop(state);
+        self.changed.notify_waiters();
         Ok(id)
     }
 
@@ -213,6 +246,33 @@ impl MemoryKinesis {
             .get(stream)
             .map(|s| s.shards.iter().map(|sh| sh.records.len()).sum())
             .unwrap_or(0)
+    }
+
+    /// The enhanced fan-out consumers registered on a stream.
+    pub fn consumers(&self, stream: &str) -> Vec<ConsumerDescription> {
+        let arn = stream_arn(stream);
+        self.lock()
+            .consumers
+            .iter()
+            .filter(|c| c.stream_arn == arn)
+            .cloned()
+            .collect()
+    }
+
+    /// Makes subscriptions opened from now on end after `lifetime` (AWS: five minutes).
+    pub fn set_subscription_lifetime(&self, lifetime: Duration) {
+        self.lock().subscription_lifetime = Some(lifetime);
+    }
+
+    /// Ends every open subscription now, as AWS does when one expires.
+    pub fn end_subscriptions(&self) {
+        self.lock().subscriptions.clear();
+        self.changed.notify_waiters();
+    }
+
+    /// How many subscriptions are open now.
+    pub fn open_subscriptions(&self) -> usize {
+        self.lock().subscriptions.len()
     }
 
     fn begin(&self, operation: Operation) -> Result<MutexGuard<'_, State>, ServiceError> {
@@ -246,6 +306,39 @@ impl Shard {
             records: Vec::new(),
         }
     }
+}
+
+impl Shard {
+    /// The index of the first record at or after `from`.
+    fn start_index(&self, from: &StartingPosition) -> usize {
+        match from {
+            StartingPosition::Initial(InitialPosition::TrimHorizon) => 0,
+            StartingPosition::Initial(InitialPosition::Latest) => self.records.len(),
+            StartingPosition::Initial(InitialPosition::AtTimestamp(t)) => self
+                .records
+                .iter()
+                .position(|r| r.approximate_arrival.is_some_and(|a| a >= *t))
+                .unwrap_or(self.records.len()),
+            StartingPosition::After(seq) => {
+                self.records.partition_point(|r| r.sequence_number <= *seq)
+            }
+            StartingPosition::At(seq) => self.records.partition_point(|r| r.sequence_number < *seq),
+        }
+    }
+
+    /// The shards that follow this one.
+    fn children(&self, shards: &[Shard]) -> Vec<ShardId> {
+        shards
+            .iter()
+            .filter(|c| c.description.parents().any(|p| p == &self.description.id))
+            .map(|c| c.description.id.clone())
+            .collect()
+    }
+}
+
+/// The ARN the in-memory Kinesis gives a stream.
+fn stream_arn(stream: &str) -> String {
+    format!("arn:aws:kinesis:us-east-1:000000000000:stream/{stream}")
 }
 
 fn not_found(what: &str) -> ServiceError {
@@ -302,20 +395,7 @@ impl KinesisTransport for MemoryKinesis {
             .enumerate()
             .find(|(_, sh)| &sh.description.id == shard)
             .ok_or_else(|| not_found(shard.as_str()))?;
-        let index = match from {
-            StartingPosition::Initial(InitialPosition::TrimHorizon) => 0,
-            StartingPosition::Initial(InitialPosition::Latest) => sh.records.len(),
-            StartingPosition::Initial(InitialPosition::AtTimestamp(t)) => sh
-                .records
-                .iter()
-                .position(|r| r.approximate_arrival.is_some_and(|a| a >= *t))
-                .unwrap_or(sh.records.len()),
-            StartingPosition::After(seq) => {
-                sh.records.partition_point(|r| r.sequence_number <= *seq)
-            }
-            StartingPosition::At(seq) => sh.records.partition_point(|r| r.sequence_number < *seq),
-        };
-        Ok(encode_iterator(stream, i, index))
+        Ok(encode_iterator(stream, i, sh.start_index(from)))
     }
 
     async fn get_records(&self, iterator: &str, limit: u32) -> Result<RecordsPage, ServiceError> {
@@ -339,11 +419,7 @@ impl KinesisTransport for MemoryKinesis {
             Some(encode_iterator(stream, shard, end))
         };
         let child_shards = if next_iterator.is_none() {
-            s.shards
-                .iter()
-                .filter(|c| c.description.parents().any(|p| p == &sh.description.id))
-                .map(|c| c.description.id.clone())
-                .collect()
+            sh.children(&s.shards)
         } else {
             Vec::new()
         };
@@ -374,6 +450,226 @@ impl KinesisTransport for MemoryKinesis {
         entries: Vec<PutEntry>,
     ) -> Result<Vec<PutOutcome>, ServiceError> {
         self.put_entries(stream, entries)
+    }
+
+    async fn consumer_by_name(
+        &self,
+        stream: &str,
+        name: &str,
+    ) -> Result<Option<ConsumerDescription>, ServiceError> {
+        let state = self.begin(Operation::DescribeStreamConsumer)?;
+        if !state.streams.contains_key(stream) {
+            return Err(not_found(stream));
+        }
+        let arn = stream_arn(stream);
+        Ok(state
+            .consumers
+            .iter()
+            .find(|c| c.stream_arn == arn && c.name == name)
+            .cloned())
+    }
+
+    async fn consumer_by_arn(&self, arn: &str) -> Result<ConsumerDescription, ServiceError> {
+        let mut state = self.begin(Operation::DescribeStreamConsumer)?;
+        let consumer = state
+            .consumers
+            .iter_mut()
+            .find(|c| c.arn == arn)
+            .ok_or_else(|| not_found(arn))?;
+        let found = consumer.clone();
+        // A new consumer is CREATING when first described, ACTIVE afterwards.
+        consumer.status = ConsumerStatus::Active;
+        Ok(found)
+    }
+
+    async fn register_consumer(
+        &self,
+        stream: &str,
+        name: &str,
+    ) -> Result<ConsumerDescription, ServiceError> {
+        let mut state = self.begin(Operation::RegisterStreamConsumer)?;
+        if !state.streams.contains_key(stream) {
+            return Err(not_found(stream));
+        }
+        let stream_arn = stream_arn(stream);
+        if state
+            .consumers
+            .iter()
+            .any(|c| c.stream_arn == stream_arn && c.name == name)
+        {
+            return Err(ServiceError::new(
+                ServiceErrorKind::ResourceInUse,
+                format!("consumer {name} already exists"),
+            ));
+        }
+        let consumer = ConsumerDescription {
+            name: name.to_string(),
+            arn: format!("{stream_arn}/consumer/{name}:{}", state.consumers.len() + 1),
+            status: ConsumerStatus::Creating,
+            stream_arn,
+        };
+        state.consumers.push(consumer.clone());
+        Ok(consumer)
+    }
+
+    async fn subscribe_to_shard(
+        &self,
+        consumer_arn: &str,
+        shard: &ShardId,
+        from: &StartingPosition,
+    ) -> Result<Subscription, ServiceError> {
+        let mut state = self.begin(Operation::SubscribeToShard)?;
+        let consumer = state
+            .consumers
+            .iter()
+            .find(|c| c.arn == consumer_arn)
+            .ok_or_else(|| not_found(consumer_arn))?;
+        if consumer.status != ConsumerStatus::Active {
+            return Err(ServiceError::new(
+                ServiceErrorKind::ResourceInUse,
+                format!("consumer {consumer_arn} is not ACTIVE"),
+            ));
+        }
+        let stream = consumer
+            .stream_arn
+            .rsplit_once(":stream/")
+            .map(|(_, name)| name.to_string())
+            .unwrap_or_default();
+        let s = state
+            .streams
+            .get(&stream)
+            .ok_or_else(|| not_found(&stream))?;
+        let (shard_index, sh) = s
+            .shards
+            .iter()
+            .enumerate()
+            .find(|(_, sh)| &sh.description.id == shard)
+            .ok_or_else(|| not_found(shard.as_str()))?;
+        let next = sh.start_index(from);
+        let key = (consumer_arn.to_string(), shard.clone());
+        let now = Instant::now();
+        if state
+            .subscriptions
+            .get(&key)
+            .is_some_and(|open| now.duration_since(open.started) < RESUBSCRIBE_GUARD)
+        {
+            return Err(ServiceError::new(
+                ServiceErrorKind::ResourceInUse,
+                format!(
+                    "another subscription to {shard} by {consumer_arn} started less than 5 s ago"
+                ),
+            ));
+        }
+        state.next_subscription += 1;
+        let id = state.next_subscription;
+        // A newer subscription replaces the open one, which ends.
+        state
+            .subscriptions
+            .insert(key.clone(), OpenSubscription { id, started: now });
+        let ends_at = now + state.subscription_lifetime.unwrap_or(SUBSCRIPTION_LIFETIME);
+        drop(state);
+        self.changed.notify_waiters();
+        let cursor = SubscriptionCursor {
+            kinesis: self.clone(),
+            stream,
+            shard_index,
+            next,
+            key,
+            id,
+            ends_at,
+            done: false,
+        };
+        Ok(Box::pin(futures::stream::unfold(
+            cursor,
+            |mut cursor| async move {
+                let event = cursor.next_event().await?;
+                Some((Ok(event), cursor))
+            },
+        )))
+    }
+}
+
+/// Where one in-memory subscription is.
+struct SubscriptionCursor {
+    kinesis: MemoryKinesis,
+    stream: String,
+    shard_index: usize,
+    next: usize,
+    key: (String, ShardId),
+    id: u64,
+    ends_at: Instant,
+    done: bool,
+}
+
+impl SubscriptionCursor {
+    /// The next event; `None` when the subscription is over.
+    async fn next_event(&mut self) -> Option<SubscriptionEvent> {
+        loop {
+            if self.done || Instant::now() >= self.ends_at {
+                return None;
+            }
+            let notify = Arc::clone(&self.kinesis.changed);
+            let changed = notify.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if let Some(event) = self.poll_event() {
+                return Some(event);
+            }
+            if self.done {
+                return None;
+            }
+            tokio::select! {
+                _ = changed => {}
+                _ = tokio::time::sleep_until(self.ends_at) => return None,
+            }
+        }
+    }
+
+    /// An event if there is something to push; sets `done` when the subscription ends.
+    fn poll_event(&mut self) -> Option<SubscriptionEvent> {
+        let state = self.kinesis.lock();
+        if state.subscriptions.get(&self.key).map(|s| s.id) != Some(self.id) {
+            self.done = true;
+            return None;
+        }
+        let Some(s) = state.streams.get(&self.stream) else {
+            self.done = true;
+            return None;
+        };
+        let sh = s.shards.get(self.shard_index)?;
+        let end = sh.records.len().min(self.next + EVENT_RECORDS);
+        let records = sh
+            .records
+            .get(self.next..end)
+            .map(<[_]>::to_vec)
+            .unwrap_or_default();
+        self.next = end;
+        let at_end = end >= sh.records.len();
+        if at_end && sh.description.ending_sequence.is_some() {
+            self.done = true;
+            return Some(SubscriptionEvent {
+                records,
+                continuation: None,
+                millis_behind_latest: Some(0),
+                child_shards: sh.children(&s.shards),
+            });
+        }
+        let last = records.last()?.sequence_number.clone();
+        Some(SubscriptionEvent {
+            records,
+            continuation: Some(last),
+            millis_behind_latest: Some(0),
+            child_shards: Vec::new(),
+        })
+    }
+}
+
+impl Drop for SubscriptionCursor {
+    fn drop(&mut self) {
+        let mut state = self.kinesis.lock();
+        if state.subscriptions.get(&self.key).map(|s| s.id) == Some(self.id) {
+            state.subscriptions.remove(&self.key);
+        }
     }
 }
 
@@ -417,6 +713,8 @@ impl MemoryKinesis {
                 sequence_number,
             });
         }
+        drop(state);
+        self.changed.notify_waiters();
         Ok(outcomes)
     }
 

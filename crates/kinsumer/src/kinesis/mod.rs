@@ -4,6 +4,7 @@
 //! is an in-memory stream for the embedded demo and for users' tests.
 
 pub mod aws;
+pub mod fanout;
 pub mod memory;
 pub mod role;
 
@@ -12,8 +13,9 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use crate::error::ServiceError;
+use crate::error::{ServiceError, ServiceErrorKind};
 use crate::record::{InitialPosition, SequenceNumber, ShardId};
+use fanout::{ConsumerDescription, Subscription};
 
 /// One shard as ListShards describes it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -125,4 +127,51 @@ pub trait KinesisTransport: Send + Sync + 'static {
         stream: &str,
         entries: Vec<PutEntry>,
     ) -> Result<Vec<PutOutcome>, ServiceError>;
+
+    /// The stream's enhanced fan-out consumer of this name, if registered
+    /// (DescribeStreamConsumer by stream and name).
+    async fn consumer_by_name(
+        &self,
+        stream: &str,
+        name: &str,
+    ) -> Result<Option<ConsumerDescription>, ServiceError> {
+        let _ = (stream, name);
+        Err(fan_out_unsupported())
+    }
+
+    /// The enhanced fan-out consumer with this ARN (DescribeStreamConsumer).
+    async fn consumer_by_arn(&self, arn: &str) -> Result<ConsumerDescription, ServiceError> {
+        let _ = arn;
+        Err(fan_out_unsupported())
+    }
+
+    /// Registers an enhanced fan-out consumer on the stream (RegisterStreamConsumer);
+    /// `ResourceInUse` when one of that name exists.
+    async fn register_consumer(
+        &self,
+        stream: &str,
+        name: &str,
+    ) -> Result<ConsumerDescription, ServiceError> {
+        let _ = (stream, name);
+        Err(fan_out_unsupported())
+    }
+
+    /// Opens a SubscribeToShard subscription of `consumer_arn` to `shard` from `from`.
+    async fn subscribe_to_shard(
+        &self,
+        consumer_arn: &str,
+        shard: &ShardId,
+        from: &StartingPosition,
+    ) -> Result<Subscription, ServiceError> {
+        let _ = (consumer_arn, shard, from);
+        Err(fan_out_unsupported())
+    }
+}
+
+/// What a transport without enhanced fan-out answers to its operations.
+fn fan_out_unsupported() -> ServiceError {
+    ServiceError::new(
+        ServiceErrorKind::InvalidRequest,
+        "this transport does not implement enhanced fan-out; use polling (the default read mode)",
+    )
 }

@@ -403,13 +403,19 @@ impl CoordinationStore for DynamoStore {
 
     async fn put_client(&self, row: &ClientRow) -> Result<()> {
         let table = &self.tables.clients;
-        self.client
+        let request = self
+            .client
             .put_item()
             .table_name(table)
             .item(schema::CLIENT_ID, s(row.id.as_str()))
             .item(schema::NAME, s(&row.name))
             .item(schema::LAST_UPDATE, n(row.last_update))
-            .item(schema::LAST_UPDATE_RFC, s(schema::rfc1123(row.last_update)))
+            .item(schema::LAST_UPDATE_RFC, s(schema::rfc1123(row.last_update)));
+        let request = match &row.read_mode {
+            Some(mode) => request.item(schema::READ_MODE, s(mode)),
+            None => request,
+        };
+        request
             .send()
             .await
             .map(|_| ())
@@ -807,6 +813,7 @@ fn parse_client(item: &Item) -> Result<ClientRow, String> {
         id: ClientId::new(required_s(item, schema::CLIENT_ID)?),
         name: opt_s(item, schema::NAME)?.unwrap_or_default(),
         last_update: opt_n(item, schema::LAST_UPDATE)?.unwrap_or(0),
+        read_mode: opt_s(item, schema::READ_MODE)?,
     })
 }
 

@@ -27,6 +27,9 @@ pub struct ClientRow {
     pub name: String,
     /// The time of its last heartbeat, Unix nanoseconds (`LastUpdate`).
     pub last_update: i64,
+    /// How it reads the stream, e.g. `polling` or `fan-out <consumer ARN>`
+    /// (`ReadMode`; absent in rows written by the Go library).
+    pub read_mode: Option<String>,
 }
 
 /// A row of `<app>_checkpoints`: a shard's lease and checkpoint.

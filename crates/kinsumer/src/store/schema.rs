@@ -33,6 +33,8 @@ pub const FINISHED: &str = "Finished";
 pub const FINISHED_RFC: &str = "FinishedRFC";
 /// A client's (or the leader's) name.
 pub const NAME: &str = "Name";
+/// How a client reads the stream (ours, additive): `polling` or `fan-out <consumer ARN>`.
+pub const READ_MODE: &str = "ReadMode";
 /// The leader's client id in the `Leader` item.
 pub const LEADER_ID: &str = "ID";
 
