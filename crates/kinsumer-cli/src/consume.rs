@@ -86,6 +86,18 @@ pub struct ConsumeArgs {
     /// about this (default 2s).
     #[arg(long, value_name = "DURATION", value_parser = args::duration, help_heading = "Tuning")]
     lease_duration: Option<Duration>,
+    /// Read through this enhanced fan-out consumer (SubscribeToShard) instead of polling.
+    #[arg(
+        long,
+        value_name = "ARN",
+        conflicts_with = "efo_consumer",
+        help_heading = "Enhanced fan-out"
+    )]
+    consumer_arn: Option<String>,
+    /// Read through the enhanced fan-out consumer of this name, registering it on the stream if
+    /// it does not exist (needs kinesis:RegisterStreamConsumer).
+    #[arg(long, value_name = "NAME", help_heading = "Enhanced fan-out")]
+    efo_consumer: Option<String>,
     /// Serve Prometheus metrics (kinsumer_*) on http://HOST:PORT/metrics.
     #[arg(long, value_name = "HOST:PORT", value_parser = args::listen_address)]
     metrics_addr: Option<SocketAddr>,
@@ -252,6 +264,12 @@ fn config(args: &ConsumeArgs) -> Result<Config, CliError> {
     if let Some(d) = args.lease_duration {
         config = config.with_lease_duration(d);
     }
+    if let Some(arn) = &args.consumer_arn {
+        config = config.with_fan_out_consumer_arn(arn);
+    }
+    if let Some(name) = &args.efo_consumer {
+        config = config.with_fan_out_consumer_name(name);
+    }
     if args.metrics_addr.is_some() {
         config = config.with_stats(Arc::new(MetricsStats::new(&args.stream)));
     }
@@ -285,6 +303,14 @@ fn flag_message(error: &ConfigError) -> String {
             "--lease-duration ({}) must be at least 300ms and at least --shard-check-frequency ({})",
             ms(lease),
             ms(shard_check)
+        ),
+        ConfigError::FanOutConsumerArn(arn) => format!(
+            "--consumer-arn {arn:?} is not a stream consumer ARN \
+             (arn:aws:kinesis:REGION:ACCOUNT:stream/STREAM/consumer/NAME:CREATED); \
+             see `aws kinesis list-stream-consumers`, or use --efo-consumer NAME"
+        ),
+        ConfigError::FanOutConsumerName(name) => format!(
+            "--efo-consumer {name:?} is not a valid consumer name: use 1 to 128 letters, digits, '_', '.' or '-'"
         ),
         other => other.to_string(),
     }

@@ -136,6 +136,7 @@ fn table(stream: &str, app: &str, state: &ClusterState, now: SystemTime) -> Stri
         "HEARTBEAT".to_string(),
         "LEADER".to_string(),
         "LEASES".to_string(),
+        "MODE".to_string(),
     ]];
     for c in &state.clients {
         rows.push(vec![
@@ -144,6 +145,7 @@ fn table(stream: &str, app: &str, state: &ClusterState, now: SystemTime) -> Stri
             format!("{} ago", age(c.heartbeat_age)),
             if c.is_leader { "*" } else { "" }.to_string(),
             c.leases.to_string(),
+            short_mode(c.read_mode.as_deref()),
         ]);
     }
     if state.clients.is_empty() {
@@ -158,6 +160,7 @@ fn table(stream: &str, app: &str, state: &ClusterState, now: SystemTime) -> Stri
         "PARENTS".to_string(),
         "OWNER".to_string(),
         "CHECKPOINT".to_string(),
+        "MODE".to_string(),
         "STATE".to_string(),
     ]];
     for s in &state.shards {
@@ -179,6 +182,11 @@ fn table(stream: &str, app: &str, state: &ClusterState, now: SystemTime) -> Stri
                 .as_ref()
                 .map(short_position)
                 .unwrap_or_else(|| "-".to_string()),
+            if s.owner_id.is_some() {
+                short_mode(s.read_mode.as_deref())
+            } else {
+                "-".to_string()
+            },
             shard_state(s.closed, s.finished).to_string(),
         ]);
     }
@@ -221,6 +229,23 @@ fn shard_state(closed: bool, finished: bool) -> &'static str {
         (_, true) => "finished",
         (true, false) => "closed, draining",
         (false, false) => "open",
+    }
+}
+
+/// A read mode for the table: `polling`, or `fan-out <consumer name>` (not the whole ARN);
+/// `?` for a client that does not say (the Go library).
+fn short_mode(mode: Option<&str>) -> String {
+    match mode {
+        None => "?".to_string(),
+        Some(mode) => match mode.strip_prefix("fan-out ") {
+            Some(arn) => {
+                let name = arn
+                    .split_once("/consumer/")
+                    .map_or(arn, |(_, rest)| rest.split(':').next().unwrap_or(rest));
+                format!("fan-out {name}")
+            }
+            None => mode.to_string(),
+        },
     }
 }
 
@@ -300,6 +325,7 @@ struct JsonClient {
     heartbeat_age_ms: u128,
     leader: bool,
     leases: usize,
+    read_mode: Option<String>,
 }
 
 /// One shard in `--json`.
@@ -314,6 +340,7 @@ struct JsonShard {
     owner_name: Option<String>,
     checkpoint: Option<JsonPosition>,
     last_update: Option<String>,
+    read_mode: Option<String>,
 }
 
 /// A checkpoint in `--json`.
@@ -340,6 +367,7 @@ impl JsonState {
                     heartbeat_age_ms: c.heartbeat_age.as_millis(),
                     leader: c.is_leader,
                     leases: c.leases,
+                    read_mode: c.read_mode.clone(),
                 })
                 .collect(),
             shards: state
@@ -360,6 +388,7 @@ impl JsonState {
                     last_update: s
                         .last_update
                         .map(|t| humantime::format_rfc3339_millis(t).to_string()),
+                    read_mode: s.read_mode.clone(),
                 })
                 .collect(),
             totals: Totals::of(state),
@@ -372,6 +401,9 @@ mod tests {
     use super::*;
     use kinsumer::{ClientId, ClientStatus, SequenceNumber, ShardId, ShardStatus};
 
+    const CONSUMER_ARN: &str =
+        "arn:aws:kinesis:us-east-1:123456789012:stream/events/consumer/billing-efo:1700000000";
+
     fn sample() -> ClusterState {
         let id = ClientId::new("0123456789abcdef");
         ClusterState {
@@ -382,6 +414,7 @@ mod tests {
                 heartbeat_age: Duration::from_millis(400),
                 is_leader: true,
                 leases: 1,
+                read_mode: Some(format!("fan-out {CONSUMER_ARN}")),
             }],
             shards: vec![
                 ShardStatus {
@@ -394,6 +427,7 @@ mod tests {
                     checkpoint: None,
                     finished: true,
                     last_update: None,
+                    read_mode: None,
                 },
                 ShardStatus {
                     id: ShardId::new("shardId-000000000001"),
@@ -407,6 +441,7 @@ mod tests {
                     ))),
                     finished: false,
                     last_update: Some(SystemTime::UNIX_EPOCH),
+                    read_mode: Some(format!("fan-out {CONSUMER_ARN}")),
                 },
             ],
         }
@@ -417,12 +452,26 @@ mod tests {
         let text = table("events", "billing", &sample(), SystemTime::UNIX_EPOCH);
         assert!(text.contains("1 client(s); 2 shard(s): 1 open, 1 closed, 1 finished; 1 leased"));
         assert!(
-            text.contains("worker-1  01234567  0.4s ago   *       1"),
+            text.contains("worker-1  01234567  0.4s ago   *       1       fan-out billing-efo"),
             "{text}"
         );
         assert!(text.contains("shardId-000000000000  -"), "{text}");
         assert!(text.contains("…1234567890"), "{text}");
         assert!(text.contains("finished"), "{text}");
+        assert!(
+            text.contains("…1234567890  fan-out billing-efo  open"),
+            "the owner's read mode per shard: {text}"
+        );
+    }
+
+    #[test]
+    fn read_modes_are_shortened_to_the_consumer_name() {
+        assert_eq!(short_mode(Some("polling")), "polling");
+        assert_eq!(
+            short_mode(Some(&format!("fan-out {CONSUMER_ARN}"))),
+            "fan-out billing-efo"
+        );
+        assert_eq!(short_mode(None), "?");
     }
 
     #[test]
@@ -433,5 +482,9 @@ mod tests {
         assert_eq!(json["shards"].as_array().map(Vec::len), Some(2));
         assert_eq!(json["shards"][1]["parent"], "shardId-000000000000");
         assert_eq!(json["totals"]["leased"], 1);
+        assert_eq!(
+            json["shards"][1]["read_mode"],
+            format!("fan-out {CONSUMER_ARN}")
+        );
     }
 }
