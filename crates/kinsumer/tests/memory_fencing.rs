@@ -218,3 +218,42 @@ async fn a_frozen_client_delivers_nothing_from_shards_lost_while_frozen() {
     a.stop().await;
     b.stop().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_store_call_that_never_answers_fails_naming_its_table() {
+    let kinesis = MemoryKinesis::new();
+    kinesis.create_stream("s", 1);
+    let shared = MemoryStore::new("myapp");
+    shared
+        .create_tables(Billing::OnDemand, Duration::from_millis(1))
+        .await
+        .expect("tables");
+    let store = Freezable {
+        inner: shared,
+        frozen: Arc::new(AtomicBool::new(true)),
+    };
+    let mut k = Kinsumer::with_backends(
+        Arc::new(kinesis),
+        Arc::new(store),
+        "s",
+        "a",
+        config().with_call_timeout(Duration::from_secs(2)),
+    )
+    .expect("build");
+    let error = k.run().await.expect_err("the store never answers");
+    assert_eq!(
+        error.to_string(),
+        "DynamoDB DescribeTable on table \"myapp_clients, myapp_checkpoints, myapp_metadata\" \
+         failed: Transient: no answer within 2s"
+    );
+    // Calls made through the consumer's store are bounded and named alike.
+    let error = k
+        .store()
+        .list_checkpoints()
+        .await
+        .expect_err("the store never answers");
+    assert_eq!(
+        error.to_string(),
+        "DynamoDB Scan on table \"myapp_checkpoints\" failed: Transient: no answer within 2s"
+    );
+}

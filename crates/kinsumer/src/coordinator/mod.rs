@@ -43,23 +43,16 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    /// Runs a store call under the call timeout.
+    /// Awaits a store call. The store itself bounds every call by the call
+    /// timeout and names the operation and table when one does not answer
+    /// ([`crate::store::timed::Timed`], wrapped around every store by the
+    /// consumer), so this adds nothing; `run()` still calls it.
     pub(crate) async fn store_call<T>(
         &self,
-        operation: &'static str,
+        _operation: &'static str,
         call: impl Future<Output = Result<T>>,
     ) -> Result<T> {
-        match tokio::time::timeout(self.config.call_timeout, call).await {
-            Ok(result) => result,
-            Err(_) => Err(Error::Store {
-                operation,
-                table: String::new(),
-                source: ServiceError::new(
-                    ServiceErrorKind::Transient,
-                    format!("no answer within {:?}", self.config.call_timeout),
-                ),
-            }),
-        }
+        call.await
     }
 
     /// Runs a Kinesis call under the call timeout.
@@ -235,13 +228,7 @@ impl Coordinator {
             }
             let store = Arc::clone(&self.shared.store);
             let write = self.shared.lease_write(&shard);
-            let result = self
-                .shared
-                .store_call(
-                    "UpdateItem",
-                    store.commit_lease(write, position.as_ref(), ended),
-                )
-                .await;
+            let result = store.commit_lease(write, position.as_ref(), ended).await;
             match result {
                 Ok(true) => {
                     self.succeeded("commit");
@@ -265,11 +252,7 @@ impl Coordinator {
         self.shared.config.stats.shard_finished(shard);
         let store = Arc::clone(&self.shared.store);
         let write = self.shared.lease_write(shard);
-        if let Err(e) = self
-            .shared
-            .store_call("UpdateItem", store.release_lease(write, position.as_ref()))
-            .await
-        {
+        if let Err(e) = store.release_lease(write, position.as_ref()).await {
             // Finished is written; a lingering owner only matters for display.
             debug!(shard = %shard, error = %e, "could not clear the owner of a finished shard");
         }
@@ -307,11 +290,7 @@ impl Coordinator {
             let position = lease.cursor.watermark();
             let store = Arc::clone(&self.shared.store);
             let write = self.shared.lease_write(&shard);
-            match self
-                .shared
-                .store_call("UpdateItem", store.release_lease(write, position.as_ref()))
-                .await
-            {
+            match store.release_lease(write, position.as_ref()).await {
                 Ok(true) => {
                     info!(shard = %shard, "lease released");
                     self.shared.config.stats.checkpoint(&shard);
@@ -364,12 +343,10 @@ impl Coordinator {
         let check = shared.fence.check_started();
         let store = &shared.store;
         let me = &shared.client_id;
-        let rows = shared.store_call("Scan", store.list_clients()).await?;
+        let rows = store.list_clients().await?;
         if !rows.iter().any(|r| &r.id == me) {
             // Reaped or lost (e.g. a long stall): register again.
-            shared
-                .store_call("PutItem", store.put_client(&shared.client_row()))
-                .await?;
+            store.put_client(&shared.client_row()).await?;
         }
         let verdict = self.liveness.judge(
             &rows,
@@ -384,9 +361,7 @@ impl Coordinator {
             alive.sort();
         }
 
-        let mut cache = shared
-            .store_call("GetItem", store.get_shard_cache())
-            .await?;
+        let mut cache = store.get_shard_cache().await?;
         let leader_candidate = alive.first() == Some(me);
         if leader_candidate && (Instant::now() >= self.next_leader_action || cache.is_none()) {
             if let Some(fresh) = self.leader_actions(&rows, &verdict.dead).await? {
@@ -395,11 +370,8 @@ impl Coordinator {
             self.next_leader_action = Instant::now() + shared.config.leader_action_frequency;
         } else if !leader_candidate && self.is_leader {
             self.is_leader = false;
-            shared
-                .store_call(
-                    "UpdateItem",
-                    store.release_leadership(me, shared.clock.now_nanos()),
-                )
+            store
+                .release_leadership(me, shared.clock.now_nanos())
                 .await?;
             info!("no longer the leader");
         }
@@ -407,7 +379,7 @@ impl Coordinator {
             return Ok(());
         };
 
-        let checkpoints = shared.store_call("Scan", store.list_checkpoints()).await?;
+        let checkpoints = store.list_checkpoints().await?;
         let finished: HashSet<ShardId> = checkpoints
             .iter()
             .filter(|c| c.finished.is_some())
@@ -461,9 +433,7 @@ impl Coordinator {
                 Some(_) => continue,
             };
             let write = shared.lease_write(shard);
-            let captured = shared
-                .store_call("UpdateItem", store.capture_lease(write, expired_owner))
-                .await?;
+            let captured = store.capture_lease(write, expired_owner).await?;
             if let Some(row) = captured {
                 info!(shard = %shard, from = ?expired_owner.map(|(o, _)| o.to_string()), "lease taken");
                 shared.config.stats.lease_acquired(shard);
@@ -488,15 +458,12 @@ impl Coordinator {
         let now = shared.clock.now_nanos();
         let lease_nanos =
             i64::try_from(shared.config.lease_duration.as_nanos()).unwrap_or(i64::MAX);
-        let claimed = shared
-            .store_call(
-                "PutItem",
-                store.claim_leadership(
-                    &shared.client_id,
-                    &shared.client_name,
-                    now,
-                    now.saturating_sub(lease_nanos.saturating_mul(2)),
-                ),
+        let claimed = store
+            .claim_leadership(
+                &shared.client_id,
+                &shared.client_name,
+                now,
+                now.saturating_sub(lease_nanos.saturating_mul(2)),
             )
             .await?;
         if !claimed {
@@ -525,24 +492,20 @@ impl Coordinator {
                 })
             }
         };
-        let checkpoints = shared.store_call("Scan", store.list_checkpoints()).await?;
+        let checkpoints = store.list_checkpoints().await?;
         let finished: HashSet<ShardId> = checkpoints
             .iter()
             .filter(|c| c.finished.is_some())
             .map(|c| c.shard.clone())
             .collect();
         let shards = shards::cached_shards(&listed, &finished);
-        let current = shared
-            .store_call("GetItem", store.get_shard_cache())
-            .await?;
+        let current = store.get_shard_cache().await?;
         let cache = ShardCache {
             shards,
             last_update: now,
         };
         if current.as_ref().map(|c| &c.shards) != Some(&cache.shards) {
-            shared
-                .store_call("PutItem", store.put_shard_cache(&cache))
-                .await?;
+            store.put_shard_cache(&cache).await?;
             info!(
                 shards = cache.shards.len(),
                 "shard list changed; cache updated"
@@ -553,11 +516,8 @@ impl Coordinator {
         let reap_after = lease_nanos.saturating_mul(30).max(60 * 1_000_000_000);
         for row in rows.iter().filter(|r| dead.contains(&r.id)) {
             if now.saturating_sub(row.last_update) > reap_after {
-                shared
-                    .store_call(
-                        "DeleteItem",
-                        store.reap_client(&row.id, now.saturating_sub(reap_after)),
-                    )
+                store
+                    .reap_client(&row.id, now.saturating_sub(reap_after))
                     .await?;
             }
         }
@@ -659,14 +619,7 @@ impl Coordinator {
             let position = self.leases.get(&shard).and_then(|l| l.cursor.watermark());
             let store = Arc::clone(&self.shared.store);
             let write = self.shared.lease_write(&shard);
-            if let Ok(true) = self
-                .shared
-                .store_call(
-                    "UpdateItem",
-                    store.commit_lease(write, position.as_ref(), true),
-                )
-                .await
-            {
+            if let Ok(true) = store.commit_lease(write, position.as_ref(), true).await {
                 self.finish(&shard, position).await;
             }
         }
@@ -678,18 +631,11 @@ impl Coordinator {
         let shared = Arc::clone(&self.shared);
         if self.is_leader {
             let _ = shared
-                .store_call(
-                    "UpdateItem",
-                    shared
-                        .store
-                        .release_leadership(&shared.client_id, shared.clock.now_nanos()),
-                )
+                .store
+                .release_leadership(&shared.client_id, shared.clock.now_nanos())
                 .await;
         }
-        if let Err(e) = shared
-            .store_call("DeleteItem", shared.store.delete_client(&shared.client_id))
-            .await
-        {
+        if let Err(e) = shared.store.delete_client(&shared.client_id).await {
             warn!(error = %e, "could not deregister from the clients table; the row expires on its own");
         }
         info!(client = %shared.client_id, "left the cluster");
