@@ -77,6 +77,18 @@ impl Shared {
         }
     }
 
+    /// Rewrites the `LastUpdate` of a lease we hold (if we still do) to a
+    /// value other than `seen`, the one last read, so that a capture
+    /// conditioned on the row as it was fails. Returns false when the lease is
+    /// no longer ours.
+    async fn touch_lease(&self, shard: &ShardId, seen: Option<i64>) -> Result<bool> {
+        let mut write = self.lease_write(shard);
+        if let Some(seen) = seen {
+            write.now = write.now.max(seen.saturating_add(1));
+        }
+        self.store.commit_lease(write, None, false).await
+    }
+
     fn lease_write<'a>(&'a self, shard: &'a ShardId) -> LeaseWrite<'a> {
         LeaseWrite {
             shard,
@@ -341,8 +353,23 @@ impl Coordinator {
     async fn try_shard_check(&mut self) -> Result<()> {
         let shared = Arc::clone(&self.shared);
         let check = shared.fence.check_started();
+        let revalidating = shared.fence.is_revalidating();
         let store = &shared.store;
         let me = &shared.client_id;
+        if revalidating {
+            // Our leases lapsed by our own clock. Heartbeat before touching
+            // them below, so that whoever reads our touched rows reads our
+            // fresh heartbeat after them.
+            let sent = shared.fence.now_ms();
+            store.put_client(&shared.client_row()).await?;
+            shared.fence.heartbeat(sent);
+        }
+        // The lease rows are read before the clients: a capture of a dead
+        // owner's lease is conditioned on the row as read here, so any write
+        // to it after this read (a commit, or the touch of an owner that came
+        // back; it heartbeats first, so it cannot look dead in the clients read
+        // below unless that touch came after this read) makes the capture fail.
+        let checkpoints = store.list_checkpoints().await?;
         let rows = store.list_clients().await?;
         if !rows.iter().any(|r| &r.id == me) {
             // Reaped or lost (e.g. a long stall): register again.
@@ -379,7 +406,6 @@ impl Coordinator {
             return Ok(());
         };
 
-        let checkpoints = store.list_checkpoints().await?;
         let finished: HashSet<ShardId> = checkpoints
             .iter()
             .filter(|c| c.finished.is_some())
@@ -408,7 +434,19 @@ impl Coordinator {
                 .is_some_and(|row| row.owner_id.as_ref() != Some(me));
             if taken {
                 self.lost(&shard);
-            } else if assignment.get(&shard) != Some(me)
+                continue;
+            }
+            if revalidating {
+                // A takeover decided while we looked dead may still be on its
+                // way: change the row it is conditioned on, so that it fails,
+                // before handing anything out again.
+                let seen = rows_by_shard.get(&shard).map(|row| row.last_update);
+                if !shared.touch_lease(&shard, seen).await? {
+                    self.lost(&shard);
+                    continue;
+                }
+            }
+            if assignment.get(&shard) != Some(me)
                 && !finished.contains(&shard)
                 && matches!(
                     self.leases.get(&shard).map(|l| l.phase),
