@@ -1,7 +1,9 @@
 //! A client frozen past its lease (its coordination calls hang, its caller
 //! stops asking) must, once it resumes, hand out nothing from the shards
 //! another client took over meanwhile — nor from a shard whose takeover was
-//! decided while it looked dead and lands after it came back.
+//! decided while it looked dead and lands after it came back. A client whose
+//! heartbeats hang on dead connections, but would land on a fresh one, keeps
+//! its leases.
 
 mod harness;
 
@@ -32,6 +34,9 @@ struct Freezable {
     held: Arc<AtomicUsize>,
     /// Whether each capture that reached the store took the lease.
     captured: Arc<Mutex<Vec<bool>>>,
+    /// While above zero, each client write takes one and never answers (a
+    /// request on a pooled connection a middlebox silently forgot).
+    dead_puts: Arc<AtomicUsize>,
 }
 
 impl Freezable {
@@ -42,6 +47,7 @@ impl Freezable {
             hold_captures: Arc::default(),
             held: Arc::default(),
             captured: Arc::default(),
+            dead_puts: Arc::default(),
         }
     }
 
@@ -75,6 +81,12 @@ impl CoordinationStore for Freezable {
     }
     async fn put_client(&self, row: &ClientRow) -> Result<()> {
         self.gate().await;
+        let dead = self
+            .dead_puts
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+        if dead.is_ok() {
+            std::future::pending::<()>().await;
+        }
         self.inner.put_client(row).await
     }
     async fn delete_client(&self, id: &ClientId) -> Result<()> {
@@ -407,6 +419,72 @@ async fn a_takeover_decided_before_the_owner_came_back_does_not_land() {
         "a handed out {foreign} records of a shard b had taken (b's captures: {:?})",
         store_b.captured()
     );
+    a.stop().await;
+    b.stop().await;
+}
+
+/// Four heartbeat requests of a go out on pooled connections that a middlebox
+/// silently forgot: they never answer, while a request on a fresh connection
+/// would. a is healthy, so b must not take its shards over.
+#[tokio::test(start_paused = true)]
+async fn heartbeats_hanging_on_dead_connections_do_not_move_a_healthy_clients_shards() {
+    let kinesis = MemoryKinesis::new();
+    kinesis.create_stream("s", 4);
+    let shared = MemoryStore::new("app");
+    shared
+        .create_tables(Billing::OnDemand, Duration::from_millis(1))
+        .await
+        .expect("tables");
+    let store_a = Freezable::new(shared.clone());
+    let mut a = Kinsumer::with_backends(
+        Arc::new(kinesis.clone()),
+        Arc::new(store_a.clone()),
+        "s",
+        "a",
+        config(),
+    )
+    .expect("build");
+    a.run().await.expect("run");
+    let a_id = a.client_id().clone();
+    let log = Log::default();
+    let a = Running::start(a, log.clone());
+    let mut b = Kinsumer::with_backends(
+        Arc::new(kinesis.clone()),
+        Arc::new(shared.clone()),
+        "s",
+        "b",
+        config(),
+    )
+    .expect("build");
+    b.run().await.expect("run");
+    let b = Running::start(b, log.clone());
+    put(&kinesis, 0, 200);
+    assert!(log.wait_distinct(200, Duration::from_secs(20)).await);
+    let owned_by_a = |rows: &[CheckpointRow]| -> Vec<ShardId> {
+        rows.iter()
+            .filter(|r| r.owner_id.as_ref() == Some(&a_id))
+            .map(|r| r.shard.clone())
+            .collect()
+    };
+    let a_shards = owned_by_a(&shared.list_checkpoints().await.expect("rows"));
+    assert_eq!(a_shards.len(), 2, "a and b share the four shards");
+
+    store_a.dead_puts.store(4, Ordering::SeqCst);
+    let end = tokio::time::Instant::now() + Duration::from_secs(6);
+    while tokio::time::Instant::now() < end {
+        let rows = shared.list_checkpoints().await.expect("rows");
+        assert_eq!(
+            owned_by_a(&rows),
+            a_shards,
+            "a healthy client lost shards (dead puts left: {})",
+            store_a.dead_puts.load(Ordering::SeqCst)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(store_a.dead_puts.load(Ordering::SeqCst), 0, "all four hung");
+    put(&kinesis, 200, 200);
+    assert!(log.wait_distinct(400, Duration::from_secs(20)).await);
+    assert_eq!(log.duplicates(), 0);
     a.stop().await;
     b.stop().await;
 }
