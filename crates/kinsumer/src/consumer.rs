@@ -21,6 +21,7 @@ use crate::kinesis::role::{assume_role_config, AssumeRole};
 use crate::kinesis::{KinesisTransport, PutEntry};
 use crate::record::{ClientId, Record, SequenceNumber, ShardId};
 use crate::store::dynamo::DynamoStore;
+use crate::store::timed::Timed;
 use crate::store::CoordinationStore;
 use crate::Config;
 
@@ -134,6 +135,7 @@ impl Kinsumer {
         }
         config.validate()?;
         let config_lease = config.lease_duration;
+        let call_timeout = config.call_timeout;
         let client_name = if client_name.is_empty() {
             default_client_name()
         } else {
@@ -146,7 +148,8 @@ impl Kinsumer {
                 client_name,
                 config: Arc::new(config),
                 transport,
-                store,
+                // Every coordination call is bounded, and a timeout names its table.
+                store: Arc::new(Timed::new(store, call_timeout)),
                 clock: Clock::new(),
                 fence: Arc::new(Fence::new(config_lease)),
                 fan_out_consumer: OnceLock::new(),

@@ -957,15 +957,10 @@ async fn dead_pooled_dynamodb_connections_of_a_healthy_client_lose_nothing() {
 
 /// The same, held to the stricter standard: the client is healthy — one heartbeat on a fresh
 /// connection would keep its leases — so its shards should not move and nothing should come
-/// twice. Each dead pooled connection costs a heartbeat: first a whole call timeout (2 s here,
-/// 10 s by default); since the hung heartbeat is abandoned when the next is due, one heartbeat
-/// interval — so with three or four dead connections no heartbeat lands for more than a lease
-/// (measured: 1.5-2.5 s gaps) and the client is taken over; it passes when only one or two were
-/// open.
+/// twice. A heartbeat that gets no answer is sent again alongside a quarter interval later, on
+/// another connection (coordinator/heartbeat.rs), so each dead pooled connection costs a quarter
+/// interval rather than a whole one (which took the client over with three or four of them).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "library weakness, partly addressed: a hung heartbeat call is now abandoned when the \
-            next heartbeat is due, but a client whose pooled DynamoDB connections are all dead is \
-            still taken over (coordinator/heartbeat.rs)"]
 async fn dead_pooled_dynamodb_connections_do_not_move_a_healthy_clients_shards() {
     dead_pool(true).await;
 }

@@ -6,10 +6,14 @@
 //! clock skew). So the fence is open until `last heartbeat sent + lease
 //! duration - margin` (margin: a quarter lease, which also bounds the clock
 //! skew tolerated between hosts). Once it has closed (a stall: GC, SIGSTOP, a
-//! frozen VM, or heartbeats failing), it reopens only after a heartbeat sent
-//! after the closing succeeded *and* a shard check started after the closing
-//! re-read the leases and dropped those taken by others — so nothing more is
-//! handed out from a shard that was lost during the stall.
+//! frozen VM, or heartbeats failing — noticed by the caller asking for a
+//! record or by the first heartbeat after the lapse), it reopens only after a
+//! heartbeat sent after the closing succeeded *and* a shard check started
+//! after the closing re-read the leases, dropped those taken by others and
+//! touched the rest — so nothing more is handed out from a shard that was lost
+//! during the stall, nor from one whose takeover was decided during the stall
+//! and lands later (the touch makes such a capture fail; see
+//! `Coordinator::try_shard_check`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -93,11 +97,24 @@ impl Fence {
     /// A heartbeat sent at `sent_ms` succeeded.
     pub(crate) fn heartbeat(&self, sent_ms: u64) {
         self.last_beat.fetch_max(sent_ms, Ordering::AcqRel);
+        let until = self.open_until.load(Ordering::Acquire);
+        if until != 0 && sent_ms >= until {
+            // The leases lapsed before this heartbeat was sent, even if nobody
+            // asked for a record meanwhile: others may have taken them since,
+            // so they must be re-validated rather than simply extended.
+            self.close();
+            return;
+        }
         if self.revalidated.load(Ordering::Acquire) == self.closings.load(Ordering::Acquire) {
             self.open_until
                 .fetch_max(sent_ms.saturating_add(self.validity_ms()), Ordering::AcqRel);
             self.wake();
         }
+    }
+
+    /// True while a closing waits to be re-validated by a shard check.
+    pub(crate) fn is_revalidating(&self) -> bool {
+        self.revalidated.load(Ordering::Acquire) < self.closings.load(Ordering::Acquire)
     }
 
     /// The closings counter and the time, taken at the start of a shard check.
@@ -158,6 +175,28 @@ mod tests {
         let check = fence.check_started();
         fence.check_finished(check);
         assert!(fence.is_open());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lapse_nobody_noticed_is_revalidated_not_extended() {
+        let fence = Fence::new(Duration::from_secs(2));
+        fence.heartbeat(fence.now_ms());
+        assert!(!fence.is_revalidating());
+        // Heartbeats fail for longer than the validity; the caller does not
+        // ask for records meanwhile, so nobody closes the fence.
+        tokio::time::advance(Duration::from_secs(3)).await;
+        fence.heartbeat(fence.now_ms());
+        assert!(
+            !fence.is_open(),
+            "a heartbeat after a lapse does not reopen"
+        );
+        assert!(fence.is_revalidating());
+        tokio::time::advance(Duration::from_millis(10)).await;
+        let check = fence.check_started();
+        fence.heartbeat(fence.now_ms());
+        fence.check_finished(check);
+        assert!(fence.is_open());
+        assert!(!fence.is_revalidating());
     }
 
     #[tokio::test(start_paused = true)]

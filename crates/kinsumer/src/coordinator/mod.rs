@@ -45,23 +45,16 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    /// Runs a store call under the call timeout.
+    /// Awaits a store call. The store itself bounds every call by the call
+    /// timeout and names the operation and table when one does not answer
+    /// ([`crate::store::timed::Timed`], wrapped around every store by the
+    /// consumer), so this adds nothing; `run()` still calls it.
     pub(crate) async fn store_call<T>(
         &self,
-        operation: &'static str,
+        _operation: &'static str,
         call: impl Future<Output = Result<T>>,
     ) -> Result<T> {
-        match tokio::time::timeout(self.config.call_timeout, call).await {
-            Ok(result) => result,
-            Err(_) => Err(Error::Store {
-                operation,
-                table: String::new(),
-                source: ServiceError::new(
-                    ServiceErrorKind::Transient,
-                    format!("no answer within {:?}", self.config.call_timeout),
-                ),
-            }),
-        }
+        call.await
     }
 
     /// Runs a Kinesis call under the call timeout.
@@ -88,6 +81,18 @@ impl Shared {
                 None => "polling".to_string(),
             }),
         }
+    }
+
+    /// Rewrites the `LastUpdate` of a lease we hold (if we still do) to a
+    /// value other than `seen`, the one last read, so that a capture
+    /// conditioned on the row as it was fails. Returns false when the lease is
+    /// no longer ours.
+    async fn touch_lease(&self, shard: &ShardId, seen: Option<i64>) -> Result<bool> {
+        let mut write = self.lease_write(shard);
+        if let Some(seen) = seen {
+            write.now = write.now.max(seen.saturating_add(1));
+        }
+        self.store.commit_lease(write, None, false).await
     }
 
     fn lease_write<'a>(&'a self, shard: &'a ShardId) -> LeaseWrite<'a> {
@@ -241,13 +246,7 @@ impl Coordinator {
             }
             let store = Arc::clone(&self.shared.store);
             let write = self.shared.lease_write(&shard);
-            let result = self
-                .shared
-                .store_call(
-                    "UpdateItem",
-                    store.commit_lease(write, position.as_ref(), ended),
-                )
-                .await;
+            let result = store.commit_lease(write, position.as_ref(), ended).await;
             match result {
                 Ok(true) => {
                     self.succeeded("commit");
@@ -271,11 +270,7 @@ impl Coordinator {
         self.shared.config.stats.shard_finished(shard);
         let store = Arc::clone(&self.shared.store);
         let write = self.shared.lease_write(shard);
-        if let Err(e) = self
-            .shared
-            .store_call("UpdateItem", store.release_lease(write, position.as_ref()))
-            .await
-        {
+        if let Err(e) = store.release_lease(write, position.as_ref()).await {
             // Finished is written; a lingering owner only matters for display.
             debug!(shard = %shard, error = %e, "could not clear the owner of a finished shard");
         }
@@ -313,11 +308,7 @@ impl Coordinator {
             let position = lease.cursor.watermark();
             let store = Arc::clone(&self.shared.store);
             let write = self.shared.lease_write(&shard);
-            match self
-                .shared
-                .store_call("UpdateItem", store.release_lease(write, position.as_ref()))
-                .await
-            {
+            match store.release_lease(write, position.as_ref()).await {
                 Ok(true) => {
                     info!(shard = %shard, "lease released");
                     self.shared.config.stats.checkpoint(&shard);
@@ -368,14 +359,27 @@ impl Coordinator {
     async fn try_shard_check(&mut self) -> Result<()> {
         let shared = Arc::clone(&self.shared);
         let check = shared.fence.check_started();
+        let revalidating = shared.fence.is_revalidating();
         let store = &shared.store;
         let me = &shared.client_id;
-        let rows = shared.store_call("Scan", store.list_clients()).await?;
+        if revalidating {
+            // Our leases lapsed by our own clock. Heartbeat before touching
+            // them below, so that whoever reads our touched rows reads our
+            // fresh heartbeat after them.
+            let sent = shared.fence.now_ms();
+            store.put_client(&shared.client_row()).await?;
+            shared.fence.heartbeat(sent);
+        }
+        // The lease rows are read before the clients: a capture of a dead
+        // owner's lease is conditioned on the row as read here, so any write
+        // to it after this read (a commit, or the touch of an owner that came
+        // back; it heartbeats first, so it cannot look dead in the clients read
+        // below unless that touch came after this read) makes the capture fail.
+        let checkpoints = store.list_checkpoints().await?;
+        let rows = store.list_clients().await?;
         if !rows.iter().any(|r| &r.id == me) {
             // Reaped or lost (e.g. a long stall): register again.
-            shared
-                .store_call("PutItem", store.put_client(&shared.client_row()))
-                .await?;
+            store.put_client(&shared.client_row()).await?;
         }
         let verdict = self.liveness.judge(
             &rows,
@@ -390,9 +394,7 @@ impl Coordinator {
             alive.sort();
         }
 
-        let mut cache = shared
-            .store_call("GetItem", store.get_shard_cache())
-            .await?;
+        let mut cache = store.get_shard_cache().await?;
         let leader_candidate = alive.first() == Some(me);
         if leader_candidate && (Instant::now() >= self.next_leader_action || cache.is_none()) {
             if let Some(fresh) = self.leader_actions(&rows, &verdict.dead).await? {
@@ -401,11 +403,8 @@ impl Coordinator {
             self.next_leader_action = Instant::now() + shared.config.leader_action_frequency;
         } else if !leader_candidate && self.is_leader {
             self.is_leader = false;
-            shared
-                .store_call(
-                    "UpdateItem",
-                    store.release_leadership(me, shared.clock.now_nanos()),
-                )
+            store
+                .release_leadership(me, shared.clock.now_nanos())
                 .await?;
             info!("no longer the leader");
         }
@@ -413,7 +412,6 @@ impl Coordinator {
             return Ok(());
         };
 
-        let checkpoints = shared.store_call("Scan", store.list_checkpoints()).await?;
         let finished: HashSet<ShardId> = checkpoints
             .iter()
             .filter(|c| c.finished.is_some())
@@ -442,7 +440,19 @@ impl Coordinator {
                 .is_some_and(|row| row.owner_id.as_ref() != Some(me));
             if taken {
                 self.lost(&shard);
-            } else if assignment.get(&shard) != Some(me)
+                continue;
+            }
+            if revalidating {
+                // A takeover decided while we looked dead may still be on its
+                // way: change the row it is conditioned on, so that it fails,
+                // before handing anything out again.
+                let seen = rows_by_shard.get(&shard).map(|row| row.last_update);
+                if !shared.touch_lease(&shard, seen).await? {
+                    self.lost(&shard);
+                    continue;
+                }
+            }
+            if assignment.get(&shard) != Some(me)
                 && !finished.contains(&shard)
                 && matches!(
                     self.leases.get(&shard).map(|l| l.phase),
@@ -467,9 +477,7 @@ impl Coordinator {
                 Some(_) => continue,
             };
             let write = shared.lease_write(shard);
-            let captured = shared
-                .store_call("UpdateItem", store.capture_lease(write, expired_owner))
-                .await?;
+            let captured = store.capture_lease(write, expired_owner).await?;
             if let Some(row) = captured {
                 info!(shard = %shard, from = ?expired_owner.map(|(o, _)| o.to_string()), "lease taken");
                 shared.config.stats.lease_acquired(shard);
@@ -494,15 +502,12 @@ impl Coordinator {
         let now = shared.clock.now_nanos();
         let lease_nanos =
             i64::try_from(shared.config.lease_duration.as_nanos()).unwrap_or(i64::MAX);
-        let claimed = shared
-            .store_call(
-                "PutItem",
-                store.claim_leadership(
-                    &shared.client_id,
-                    &shared.client_name,
-                    now,
-                    now.saturating_sub(lease_nanos.saturating_mul(2)),
-                ),
+        let claimed = store
+            .claim_leadership(
+                &shared.client_id,
+                &shared.client_name,
+                now,
+                now.saturating_sub(lease_nanos.saturating_mul(2)),
             )
             .await?;
         if !claimed {
@@ -531,24 +536,20 @@ impl Coordinator {
                 })
             }
         };
-        let checkpoints = shared.store_call("Scan", store.list_checkpoints()).await?;
+        let checkpoints = store.list_checkpoints().await?;
         let finished: HashSet<ShardId> = checkpoints
             .iter()
             .filter(|c| c.finished.is_some())
             .map(|c| c.shard.clone())
             .collect();
         let shards = shards::cached_shards(&listed, &finished);
-        let current = shared
-            .store_call("GetItem", store.get_shard_cache())
-            .await?;
+        let current = store.get_shard_cache().await?;
         let cache = ShardCache {
             shards,
             last_update: now,
         };
         if current.as_ref().map(|c| &c.shards) != Some(&cache.shards) {
-            shared
-                .store_call("PutItem", store.put_shard_cache(&cache))
-                .await?;
+            store.put_shard_cache(&cache).await?;
             info!(
                 shards = cache.shards.len(),
                 "shard list changed; cache updated"
@@ -559,11 +560,8 @@ impl Coordinator {
         let reap_after = lease_nanos.saturating_mul(30).max(60 * 1_000_000_000);
         for row in rows.iter().filter(|r| dead.contains(&r.id)) {
             if now.saturating_sub(row.last_update) > reap_after {
-                shared
-                    .store_call(
-                        "DeleteItem",
-                        store.reap_client(&row.id, now.saturating_sub(reap_after)),
-                    )
+                store
+                    .reap_client(&row.id, now.saturating_sub(reap_after))
                     .await?;
             }
         }
@@ -666,14 +664,7 @@ impl Coordinator {
             let position = self.leases.get(&shard).and_then(|l| l.cursor.watermark());
             let store = Arc::clone(&self.shared.store);
             let write = self.shared.lease_write(&shard);
-            if let Ok(true) = self
-                .shared
-                .store_call(
-                    "UpdateItem",
-                    store.commit_lease(write, position.as_ref(), true),
-                )
-                .await
-            {
+            if let Ok(true) = store.commit_lease(write, position.as_ref(), true).await {
                 self.finish(&shard, position).await;
             }
         }
@@ -685,18 +676,11 @@ impl Coordinator {
         let shared = Arc::clone(&self.shared);
         if self.is_leader {
             let _ = shared
-                .store_call(
-                    "UpdateItem",
-                    shared
-                        .store
-                        .release_leadership(&shared.client_id, shared.clock.now_nanos()),
-                )
+                .store
+                .release_leadership(&shared.client_id, shared.clock.now_nanos())
                 .await;
         }
-        if let Err(e) = shared
-            .store_call("DeleteItem", shared.store.delete_client(&shared.client_id))
-            .await
-        {
+        if let Err(e) = shared.store.delete_client(&shared.client_id).await {
             warn!(error = %e, "could not deregister from the clients table; the row expires on its own");
         }
         info!(client = %shared.client_id, "left the cluster");

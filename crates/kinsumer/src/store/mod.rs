@@ -8,6 +8,7 @@
 pub mod dynamo;
 pub mod memory;
 pub mod schema;
+pub(crate) mod timed;
 
 use std::time::Duration;
 
