@@ -241,9 +241,7 @@ impl Kinsumer {
                 })
             }
         }
-        shared
-            .store_call("DescribeTable", shared.store.check_tables())
-            .await?;
+        shared.store.check_tables().await?;
         if let ReadMode::FanOut(consumer) = &shared.config.read_mode {
             let arn = resolve_consumer(
                 shared.transport.as_ref(),
@@ -256,9 +254,7 @@ impl Kinsumer {
             let _ = shared.fan_out_consumer.set(Arc::from(arn));
         }
         let sent = shared.fence.now_ms();
-        shared
-            .store_call("PutItem", shared.store.put_client(&shared.client_row()))
-            .await?;
+        shared.store.put_client(&shared.client_row()).await?;
         shared.fence.heartbeat(sent);
         let config = &shared.config;
         let (sender, receiver) = channel(

@@ -45,18 +45,6 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    /// Awaits a store call. The store itself bounds every call by the call
-    /// timeout and names the operation and table when one does not answer
-    /// ([`crate::store::timed::Timed`], wrapped around every store by the
-    /// consumer), so this adds nothing; `run()` still calls it.
-    pub(crate) async fn store_call<T>(
-        &self,
-        _operation: &'static str,
-        call: impl Future<Output = Result<T>>,
-    ) -> Result<T> {
-        call.await
-    }
-
     /// Runs a Kinesis call under the call timeout.
     pub(crate) async fn kinesis_call<T>(
         &self,

@@ -286,6 +286,7 @@ mod tests {
             id: me.clone(),
             name: "me".into(),
             last_update: 1,
+            read_mode: None,
         };
         let on = |operation: &str, table: &str| {
             format!(
