@@ -80,7 +80,7 @@ pub(crate) async fn resolve_consumer(
         },
         FanOutConsumer::Named(name) => find_or_register(transport, stream, name).await?,
     };
-    if !belongs_to(&current.stream_arn, stream) {
+    if !belongs_to(&current, stream) {
         return Err(consumer_error(
             &current.arn,
             &format!(
@@ -154,11 +154,21 @@ async fn find_or_register(
     }
 }
 
-/// True when `stream_arn` (`arn:…:stream/NAME`) names `stream`.
-fn belongs_to(stream_arn: &str, stream: &str) -> bool {
-    stream_arn
-        .rsplit_once(":stream/")
-        .is_some_and(|(_, name)| name == stream)
+/// True when the consumer reads `stream`: its stream ARN (`arn:…:stream/NAME`)
+/// names it or, when a service leaves that out, its own ARN
+/// (`arn:…:stream/NAME/consumer/…`) does.
+fn belongs_to(consumer: &ConsumerDescription, stream: &str) -> bool {
+    let named = |arn: &str| {
+        arn.rsplit_once(":stream/")
+            .is_some_and(|(_, name)| name == stream)
+    };
+    if consumer.stream_arn.is_empty() {
+        consumer
+            .arn
+            .contains(&format!(":stream/{stream}/consumer/"))
+    } else {
+        named(&consumer.stream_arn)
+    }
 }
 
 fn consumer_error(consumer: &str, problem: &str) -> Error {
@@ -183,11 +193,21 @@ mod tests {
     use crate::kinesis::memory::MemoryKinesis;
 
     #[test]
-    fn stream_arns_are_matched_by_name() {
-        let arn = "arn:aws:kinesis:us-east-1:123456789012:stream/events";
-        assert!(belongs_to(arn, "events"));
-        assert!(!belongs_to(arn, "event"));
-        assert!(!belongs_to("events", "events"));
+    fn a_consumer_belongs_to_the_stream_its_arns_name() {
+        let consumer = |arn: &str, stream_arn: &str| ConsumerDescription {
+            name: "c".into(),
+            arn: arn.into(),
+            status: ConsumerStatus::Active,
+            stream_arn: stream_arn.into(),
+        };
+        let arn = "arn:aws:kinesis:us-east-1:123456789012:stream/events/consumer/c:1";
+        let stream_arn = "arn:aws:kinesis:us-east-1:123456789012:stream/events";
+        assert!(belongs_to(&consumer(arn, stream_arn), "events"));
+        assert!(!belongs_to(&consumer(arn, stream_arn), "event"));
+        assert!(!belongs_to(&consumer(arn, "events"), "events"));
+        // A service that leaves the stream ARN out: the consumer's own ARN names the stream.
+        assert!(belongs_to(&consumer(arn, ""), "events"));
+        assert!(!belongs_to(&consumer(arn, ""), "event"));
     }
 
     #[tokio::test(start_paused = true)]

@@ -97,6 +97,14 @@ impl Emulators {
         }
     }
 
+    /// The same DynamoDB with another Kinesis (e.g. an emulator with enhanced fan-out).
+    pub fn with_kinesis_endpoint(&self, kinesis_endpoint: String) -> Emulators {
+        Emulators {
+            kinesis_endpoint,
+            dynamodb_endpoint: self.dynamodb_endpoint.clone(),
+        }
+    }
+
     /// The Kinesis endpoint, e.g. `http://127.0.0.1:40937`.
     pub fn kinesis_endpoint(&self) -> &str {
         &self.kinesis_endpoint
