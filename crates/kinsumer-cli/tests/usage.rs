@@ -99,6 +99,26 @@ fn values_that_do_not_fit_together_exit_with_2_naming_the_flag() {
 }
 
 #[test]
+fn fan_out_consumers_that_cannot_be_right_exit_with_2_naming_the_flag() {
+    let consume = |extra: &[&str]| {
+        let mut args = vec!["consume", "--stream", "s", "--app", "a"];
+        args.extend_from_slice(extra);
+        run(&args)
+    };
+    let (code, stderr) = consume(&["--consumer-arn", "billing"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.starts_with("kinsumer: error: --consumer-arn \"billing\" is not a stream consumer ARN"),
+        "{stderr}"
+    );
+    let (code, stderr) = consume(&["--efo-consumer", "has space"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("--efo-consumer"), "{stderr}");
+    let (code, stderr) = consume(&["--efo-consumer", "x", "--consumer-arn", "arn:x"]);
+    assert_eq!(code, Some(2), "one or the other: {stderr}");
+}
+
+#[test]
 fn every_subcommand_explains_itself_with_an_example() {
     for sub in [
         &["demo"][..],
