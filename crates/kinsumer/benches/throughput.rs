@@ -135,8 +135,14 @@ async fn in_memory() {
     let config = Config::new()
         .with_throttle_delay(THROTTLE)
         .with_buffer_size(100_000);
-    let k = Kinsumer::with_backends(Arc::new(kinesis), Arc::new(store), "bench", "bench", config)
-        .expect("build");
+    let k = Kinsumer::with_backends(
+        Arc::new(kinesis.clone()),
+        Arc::new(store),
+        "bench",
+        "bench",
+        config.clone(),
+    )
+    .expect("build");
     k.create_required_tables().await.expect("tables");
     let (figures, mut k) = drain(k, N).await;
     figures.print("in memory, 16 shards, next()");
@@ -146,6 +152,21 @@ async fn in_memory() {
         own.as_secs_f64() * 1e6 / N as f64,
         N as f64 / own.as_secs_f64().max(1e-9)
     );
+    k.stop().await;
+
+    // The same records through enhanced fan-out (SubscribeToShard), with fresh checkpoints.
+    let store = MemoryStore::new("bench-efo");
+    let k = Kinsumer::with_backends(
+        Arc::new(kinesis),
+        Arc::new(store),
+        "bench",
+        "bench",
+        config.with_fan_out_consumer_name("bench"),
+    )
+    .expect("build");
+    k.create_required_tables().await.expect("tables");
+    let (figures, mut k) = drain(k, N).await;
+    figures.print("in memory, 16 shards, fan-out, next()");
     k.stop().await;
 }
 
