@@ -138,8 +138,8 @@ pub async fn run(args: ConsumeArgs) -> Result<ExitCode, CliError> {
     let mut signals = Signals::new()?;
     let setup = async {
         if args.create_tables {
-            // Fail before creating anything when the stream is missing.
-            check_stream(&consumer).await?;
+            // Fail before creating anything when the stream is missing or Kinesis unreachable.
+            consumer.check_stream().await?;
             consumer.create_required_tables().await?;
         }
         consumer.run().await
@@ -170,23 +170,6 @@ pub async fn run(args: ConsumeArgs) -> Result<ExitCode, CliError> {
         (Ok(()), Err(e)) if e.kind() == io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
         (Ok(()), Err(e)) => Err(CliError::io("writing to stdout", e)),
         (Ok(()), Ok(())) => Ok(ExitCode::SUCCESS),
-    }
-}
-
-/// Reports a missing stream before anything is created for it. Other failures are left to
-/// `run()`, which checks the stream again and classifies them.
-async fn check_stream(consumer: &Kinsumer) -> kinsumer::Result<()> {
-    match consumer
-        .transport()
-        .describe_stream(consumer.stream())
-        .await
-    {
-        Err(e) if e.kind == kinsumer::ServiceErrorKind::NotFound => {
-            Err(kinsumer::Error::NoSuchStream {
-                stream: consumer.stream().to_string(),
-            })
-        }
-        _ => Ok(()),
     }
 }
 

@@ -121,6 +121,22 @@ fn describe(error: &kinsumer::Error, app: Option<&str>, consume: bool) -> String
         {
             format!("{error}; create the tables with: kinsumer tables create --app {app_arg}")
         }
+        kinsumer::Error::Unreachable {
+            service,
+            operation,
+            resource,
+            source,
+        } => {
+            let flag = match *service {
+                "Kinesis" => "--kinesis-endpoint",
+                _ => "--dynamodb-endpoint",
+            };
+            format!(
+                "cannot reach {service}: {operation} on {resource} failed ({source}); check \
+                 the endpoint ({flag} or --endpoint-url, else the AWS_ENDPOINT_URL* variables), \
+                 the region (--region) and the network path to {service}"
+            )
+        }
         other => other.to_string(),
     }
 }
@@ -165,6 +181,35 @@ mod tests {
             text.contains("kinsumer tables create --app billing"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn an_unreachable_service_names_the_flags_to_check() {
+        let e = CliError::consume(
+            kinsumer::Error::Unreachable {
+                service: "Kinesis",
+                operation: "DescribeStreamSummary",
+                resource: "stream \"events\"".into(),
+                source: kinsumer::ServiceError::new(
+                    kinsumer::ServiceErrorKind::Transient,
+                    "no answer within 4s",
+                ),
+            },
+            "billing",
+        );
+        let text = e.to_string();
+        for what in [
+            "cannot reach Kinesis",
+            "stream \"events\"",
+            "no answer within 4s",
+            "--kinesis-endpoint",
+            "--region",
+            "network",
+        ] {
+            assert!(text.contains(what), "{text:?} does not mention {what:?}");
+        }
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert_eq!(e.exit_code(), 1);
     }
 
     #[test]

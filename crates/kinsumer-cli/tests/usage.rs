@@ -108,7 +108,9 @@ fn fan_out_consumers_that_cannot_be_right_exit_with_2_naming_the_flag() {
     let (code, stderr) = consume(&["--consumer-arn", "billing"]);
     assert_eq!(code, Some(2), "{stderr}");
     assert!(
-        stderr.starts_with("kinsumer: error: --consumer-arn \"billing\" is not a stream consumer ARN"),
+        stderr.starts_with(
+            "kinsumer: error: --consumer-arn \"billing\" is not a stream consumer ARN"
+        ),
         "{stderr}"
     );
     let (code, stderr) = consume(&["--efo-consumer", "has space"]);

@@ -1,8 +1,10 @@
 //! The public consumer: build it, create its tables, run it, take records, stop it.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::task::JoinHandle;
@@ -14,7 +16,7 @@ use crate::config::ReadMode;
 use crate::coordinator::fence::Fence;
 use crate::coordinator::{Coordinator, Shared};
 use crate::delivery::{channel, Receiver};
-use crate::error::{Error, Result, ServiceErrorKind};
+use crate::error::{Error, Result, ServiceError, ServiceErrorKind};
 use crate::kinesis::aws::AwsKinesis;
 use crate::kinesis::fanout::resolve_consumer;
 use crate::kinesis::role::{assume_role_config, AssumeRole};
@@ -26,7 +28,7 @@ use crate::store::CoordinationStore;
 use crate::Config;
 
 /// How long `run()` waits for a newly registered fan-out consumer to become active.
-const CONSUMER_ACTIVE_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
+const CONSUMER_ACTIVE_WAIT: Duration = Duration::from_secs(120);
 
 /// A Kinesis consumer that shares a stream's shards with the other clients of
 /// the same application, coordinated through DynamoDB.
@@ -216,32 +218,24 @@ impl Kinsumer {
     /// Returns at once; records then come from [`Kinsumer::next`].
     ///
     /// Fails with [`Error::TablesMissing`] or [`Error::NoSuchStream`] right away
-    /// when those are missing, and with [`Error::RunTwice`] on a second call.
+    /// when those are missing, with [`Error::Unreachable`] when Kinesis or
+    /// DynamoDB does not answer these checks within the pre-flight bound
+    /// (the call timeout, at most 4 s), and with [`Error::RunTwice`] on a
+    /// second call. Resolving an enhanced fan-out consumer, which follows the
+    /// checks, may wait longer for a new consumer to become active.
     pub async fn run(&mut self) -> Result<()> {
         if !matches!(self.state, State::Ready) {
             return Err(Error::RunTwice);
         }
         let shared = Arc::clone(&self.shared);
-        match shared
-            .kinesis_call(shared.transport.describe_stream(&shared.stream))
-            .await
-        {
-            Ok(()) => {}
-            Err(e) if e.kind == ServiceErrorKind::NotFound => {
-                return Err(Error::NoSuchStream {
-                    stream: shared.stream.to_string(),
-                })
-            }
-            Err(source) => {
-                return Err(Error::Kinesis {
-                    operation: "DescribeStreamSummary",
-                    stream: shared.stream.to_string(),
-                    shard: None,
-                    source,
-                })
-            }
-        }
-        shared.store.check_tables().await?;
+        self.check_stream().await?;
+        let tables = shared.store.tables();
+        preflight(
+            &shared.config,
+            Check::dynamodb("DescribeTable", tables.all().join(", ")),
+            shared.store.check_tables(),
+        )
+        .await?;
         if let ReadMode::FanOut(consumer) = &shared.config.read_mode {
             let arn = resolve_consumer(
                 shared.transport.as_ref(),
@@ -254,7 +248,12 @@ impl Kinsumer {
             let _ = shared.fan_out_consumer.set(Arc::from(arn));
         }
         let sent = shared.fence.now_ms();
-        shared.store.put_client(&shared.client_row()).await?;
+        preflight(
+            &shared.config,
+            Check::dynamodb("PutItem", tables.clients.clone()),
+            shared.store.put_client(&shared.client_row()),
+        )
+        .await?;
         shared.fence.heartbeat(sent);
         let config = &shared.config;
         let (sender, receiver) = channel(
@@ -319,6 +318,39 @@ impl Kinsumer {
         }
     }
 
+    /// Checks that the stream exists and Kinesis answers, as [`Kinsumer::run`]
+    /// does first: [`Error::NoSuchStream`] when it does not exist,
+    /// [`Error::Unreachable`] when Kinesis does not answer within the
+    /// pre-flight bound (the call timeout, at most 4 s) or the connection fails.
+    pub async fn check_stream(&self) -> Result<()> {
+        let shared = &self.shared;
+        let stream = shared.stream.to_string();
+        let describe = async {
+            match shared.transport.describe_stream(&stream).await {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind == ServiceErrorKind::NotFound => Err(Error::NoSuchStream {
+                    stream: stream.clone(),
+                }),
+                Err(source) => Err(Error::Kinesis {
+                    operation: "DescribeStreamSummary",
+                    stream: stream.clone(),
+                    shard: None,
+                    source,
+                }),
+            }
+        };
+        preflight(
+            &shared.config,
+            Check {
+                service: "Kinesis",
+                operation: "DescribeStreamSummary",
+                resource: format!("stream {stream:?}"),
+            },
+            describe,
+        )
+        .await
+    }
+
     /// Writes one record (PutRecord semantics) and returns where it went.
     pub async fn publish(
         &self,
@@ -367,6 +399,64 @@ impl futures::Stream for Kinsumer {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         self.get_mut().poll_record(cx)
+    }
+}
+
+/// The longest `run()` waits for any one of its checks before it starts (the
+/// stream, the tables, this client's first row), when the call timeout is
+/// longer: a wrong endpoint or a black-holed network should be reported in
+/// seconds, not after a whole call timeout (or the SDK's retries of it).
+const PREFLIGHT_TIMEOUT: Duration = Duration::from_secs(4);
+
+/// The bound of each pre-flight check under `config`.
+fn preflight_timeout(config: &Config) -> Duration {
+    config.call_timeout.min(PREFLIGHT_TIMEOUT)
+}
+
+/// What a pre-flight check calls, for the error when it gets no answer.
+struct Check {
+    service: &'static str,
+    operation: &'static str,
+    resource: String,
+}
+
+impl Check {
+    fn dynamodb(operation: &'static str, tables: String) -> Self {
+        Check {
+            service: "DynamoDB",
+            operation,
+            resource: format!("table {tables:?}"),
+        }
+    }
+}
+
+/// Runs one pre-flight check under [`preflight_timeout`]; no answer in time,
+/// or a connection-level failure (`Transient`: timeout, reset, refused, 5xx),
+/// becomes [`Error::Unreachable`], which says what to check. Other failures
+/// (a missing stream or table, access denied) pass through as they are.
+async fn preflight<T>(
+    config: &Config,
+    check: Check,
+    call: impl Future<Output = Result<T>>,
+) -> Result<T> {
+    let limit = preflight_timeout(config);
+    let unreachable = |source| Error::Unreachable {
+        service: check.service,
+        operation: check.operation,
+        resource: check.resource,
+        source,
+    };
+    match tokio::time::timeout(limit, call).await {
+        Err(_) => Err(unreachable(ServiceError::new(
+            ServiceErrorKind::Transient,
+            format!("no answer within {limit:?}"),
+        ))),
+        Ok(Err(Error::Kinesis { source, .. } | Error::Store { source, .. }))
+            if source.kind == ServiceErrorKind::Transient =>
+        {
+            Err(unreachable(source))
+        }
+        Ok(result) => result,
     }
 }
 

@@ -116,6 +116,21 @@ pub enum Error {
         /// The records that were not written, by their index in the input.
         failed: Vec<FailedPut>,
     },
+    /// A check `run()` makes before it starts (the stream, the tables, this
+    /// client's first row) got no answer in time, or its connection failed
+    /// (refused, reset, a 5xx): the endpoint, the region or the network is
+    /// wrong, or the service is down.
+    #[error("cannot reach {service}: {operation} on {resource} failed ({source}); check the endpoint URL, the region, and that the network (proxy, firewall, VPC endpoint) lets this host reach {service}")]
+    Unreachable {
+        /// `"Kinesis"` or `"DynamoDB"`.
+        service: &'static str,
+        /// The API operation.
+        operation: &'static str,
+        /// What the call was about, e.g. `stream "events"` or `table "app_clients"`.
+        resource: String,
+        /// The classified failure (`Transient`).
+        source: ServiceError,
+    },
     /// The consumer is not running (call `run()` first) or has stopped.
     #[error("the consumer is not running; call run() first")]
     NotRunning,
@@ -295,6 +310,24 @@ mod tests {
             source: ServiceError::new(ServiceErrorKind::Throttled, "slow down"),
         };
         assert!(e.to_string().contains("shard shardId-1"));
+        assert!(!e.is_fatal());
+    }
+
+    #[test]
+    fn an_unreachable_service_says_what_to_check() {
+        let e = Error::Unreachable {
+            service: "DynamoDB",
+            operation: "PutItem",
+            resource: "table \"app_clients\"".into(),
+            source: ServiceError::new(ServiceErrorKind::Transient, "no answer within 4s"),
+        };
+        assert_eq!(
+            e.to_string(),
+            "cannot reach DynamoDB: PutItem on table \"app_clients\" failed (Transient: no \
+             answer within 4s); check the endpoint URL, the region, and that the network \
+             (proxy, firewall, VPC endpoint) lets this host reach DynamoDB"
+        );
+        // It may heal: only run() gives up on it.
         assert!(!e.is_fatal());
     }
 

@@ -2,13 +2,14 @@
 //! loopback TCP proxy (`proxy/mod.rs`) or signals to a private emulator process:
 //!
 //! - Kinesis connections reset (RST) and stalled for longer than a call timeout;
+//! - Kinesis unreachable (every connection reset) for longer than the readers' old backoff cap;
 //! - DynamoDB unreachable for both clients for three leases;
 //! - DynamoDB unreachable, or its answers lost, for one of two clients (takeover, no split
 //!   brain);
 //! - the pooled DynamoDB connections of one client silently dead (requests hang, new
 //!   connections work);
 //! - kinesalite frozen with SIGSTOP for longer than a lease, then SIGCONT;
-//! - `run()` against endpoints that refuse connections or never answer.
+//! - `run()` against endpoints that refuse connections or never answer (`Error::Unreachable`).
 //!
 //! Every consuming test checks what was delivered: nothing the producer had confirmed is lost,
 //! and duplicates stay within the bound the test states and prints.
@@ -507,6 +508,102 @@ async fn kinesis_resets_and_a_stall_lose_nothing_and_reading_resumes_by_itself()
         resumed < Duration::from_secs(5),
         "reading resumed only {resumed:?} after the stall ended"
     );
+    assert_eq!(
+        duplicates,
+        0,
+        "duplicates (bound 0): {}",
+        duplicate_report(&log)
+    );
+    emu.delete_stream(&stream).await;
+}
+
+/// Kinesis unreachable (every connection reset, live or new) for longer than the readers' old
+/// 5 s backoff cap, then back. Duplicates bound: 0, as above (only Kinesis calls fail).
+/// Prints the recovery: how long after the proxy forwarded again the first record was delivered,
+/// a record put after the outage, and one of every shard. Readers retry connection failures at
+/// about the throttle delay (and the SDK does not retry their calls), so that should be about
+/// one throttle interval plus the calls; only a generous sanity bound is asserted on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kinesis_unreachable_for_seconds_loses_nothing_and_reading_resumes_when_it_returns() {
+    const TEST: &str = "kinesis unreachable";
+    const OUTAGE: Duration = Duration::from_secs(8);
+    init_tracing();
+    let emu = common::emulators().await;
+    let stream = emu.unique_name("faults-outage");
+    emu.create_stream(&stream, 4).await;
+    let app = emu.unique_name("faults-outage");
+    let proxy = Proxy::start(proxy::socket_addr(emu.kinesis_endpoint())).await;
+    let sdk = emu.sdk_config();
+    let k = Kinsumer::from_clients(
+        kinesis_client_at(&sdk, &proxy.endpoint()),
+        aws_sdk_dynamodb::Client::new(&sdk),
+        &stream,
+        &app,
+        "through-proxy",
+        config(),
+    )
+    .expect("build");
+    let log = Log::default();
+    let consumer = Consumer::start(k, &log).await;
+    let producer = Producer::start(emu.kinesis_client(), &stream);
+    poll_until(
+        "the first records are delivered",
+        Duration::from_secs(20),
+        || log.distinct() >= 100,
+    )
+    .await;
+
+    proxy.refuse(true);
+    let last = hold_fault(OUTAGE, || log.len()).await;
+    let refused = proxy.resets();
+    // Everything fetched before the outage has been handed out by now (`last` says when the
+    // last of it was); what comes next was fetched after Kinesis came back.
+    let (before, mark) = (log.len(), producer.next_index());
+    proxy.refuse(false);
+    let back = Instant::now();
+    // The sanity bound: far above the old worst case (a 5 s backoff plus a call).
+    poll_until(
+        "a record is delivered after Kinesis is back",
+        Duration::from_secs(20),
+        || log.len() > before,
+    )
+    .await;
+    let first = back.elapsed();
+    poll_until(
+        "records put after the outage are delivered",
+        Duration::from_secs(20),
+        || delivered_from(&log, mark),
+    )
+    .await;
+    let resumed = back.elapsed();
+    // Each shard's reader backs off on its own: recovery is when the last of them reads again.
+    poll_until(
+        "every shard delivers records put after the outage",
+        Duration::from_secs(20),
+        || shards_delivered(&log, None, mark).len() == 4,
+    )
+    .await;
+    let every_shard = back.elapsed();
+    println!(
+        "{TEST}: unreachable for {OUTAGE:?} ({refused} connections reset; records kept coming \
+         for {last:?} of it); after the proxy forwarded again: first record delivered after \
+         {first:?}, a record put after the outage after {resumed:?}, every shard reading again \
+         after {every_shard:?} (throttle delay 200ms)"
+    );
+
+    let produced = producer.stop().await;
+    let drained = drain(&log, &produced.written, Duration::from_secs(30)).await;
+    let duplicates = log.duplicates();
+    println!(
+        "{TEST}: {} records confirmed ({} uncertain), all delivered ({drained:?} after the \
+         producer stopped); {} deliveries, {duplicates} duplicates (bound 0)",
+        produced.written.len(),
+        produced.uncertain,
+        log.len(),
+    );
+    let errors = consumer.stop().await;
+    report_errors(TEST, &errors);
+    assert!(refused > 0, "the outage refused no connection");
     assert_eq!(
         duplicates,
         0,
@@ -1449,6 +1546,9 @@ async fn run_fails_fast_when_an_endpoint_refuses_connections() {
     black_hole.stall(true);
     let hole = black_hole.endpoint();
     let (dynamodb, kinesis) = (emu.dynamodb_endpoint(), emu.kinesis_endpoint());
+    // Sanity bounds for the black hole: run() gives each check min(call timeout, 4 s), which
+    // `memory_faults::run_fails_within_the_preflight_bound_when_a_service_never_answers` holds
+    // it to exactly, in virtual time; here the times are printed.
     let short_limit = Duration::from_secs(2) + Duration::from_secs(1);
     let default_limit = Duration::from_secs(10) + Duration::from_secs(1);
     // (case, SDK configuration, consumer configuration, limit on how long run() may take)
@@ -1484,7 +1584,7 @@ async fn run_fails_fast_when_an_endpoint_refuses_connections() {
             short_limit,
         ),
         (
-            "Kinesis black hole, default config (10 s call timeout)",
+            "Kinesis black hole, default config (10 s call timeout, 4 s pre-flight bound)",
             sdk_with(&hole, dynamodb),
             Config::new(),
             default_limit,
@@ -1510,14 +1610,21 @@ async fn run_fails_fast_when_an_endpoint_refuses_connections() {
             Err(_) => "no answer within 60 s".to_string(),
         };
         println!("{TEST}: {case}: run() returned after {took:?} with {outcome}");
+        // The service that was cut off is named, with what to check.
+        let service = if case.starts_with("Kinesis") {
+            "Kinesis"
+        } else {
+            "DynamoDB"
+        };
         match result {
-            Ok(Err(Error::Kinesis { .. } | Error::Store { .. })) if took < limit => {}
+            Ok(Err(Error::Unreachable { service: s, .. }))
+                if s == service && took < limit && outcome.contains("check the endpoint URL") => {}
             _ => failures.push(format!("{case}: {took:?} (limit {limit:?}), {outcome}")),
         }
     }
     assert!(
         failures.is_empty(),
-        "run() did not fail in time with a Kinesis/Store error: {failures:#?}"
+        "run() did not fail in time with Error::Unreachable naming the service: {failures:#?}"
     );
     emu.delete_stream(&stream).await;
 }
@@ -1526,7 +1633,7 @@ async fn run_fails_fast_when_an_endpoint_refuses_connections() {
 
 /// The proxy's faults on a loopback echo server, so that the tests above can trust them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_proxy_forwards_stalls_delays_drops_freezes_and_resets() {
+async fn the_proxy_forwards_stalls_delays_drops_freezes_resets_and_refuses() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let echo = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -1620,5 +1727,26 @@ async fn the_proxy_forwards_stalls_delays_drops_freezes_and_resets() {
         || proxy.live() == 0,
     )
     .await;
+
+    // Refusing: a new connection is reset before anything comes back; then served again.
+    proxy.refuse(true);
+    // The reset may already be there when the connect completes, or come with the first read
+    // (nothing is written, so that no write takes the error first).
+    let refused = async {
+        let mut refused = tokio::net::TcpStream::connect(proxy.addr()).await?;
+        refused.read(&mut buf).await
+    };
+    let read = tokio::time::timeout(Duration::from_secs(5), refused)
+        .await
+        .expect("the reset arrives")
+        .map_err(|e| e.kind());
+    assert_eq!(read, Err(std::io::ErrorKind::ConnectionReset));
+    proxy.refuse(false);
+    let mut again = tokio::net::TcpStream::connect(proxy.addr())
+        .await
+        .expect("connect");
+    again.write_all(b"back").await.expect("write");
+    again.read_exact(&mut buf[..4]).await.expect("echo");
+    assert_eq!(&buf[..4], b"back");
     echo_task.abort();
 }

@@ -285,8 +285,10 @@ async fn a_store_call_that_never_answers_fails_naming_its_table() {
     let error = k.run().await.expect_err("the store never answers");
     assert_eq!(
         error.to_string(),
-        "DynamoDB DescribeTable on table \"myapp_clients, myapp_checkpoints, myapp_metadata\" \
-         failed: Transient: no answer within 2s"
+        "cannot reach DynamoDB: DescribeTable on table \"myapp_clients, myapp_checkpoints, \
+         myapp_metadata\" failed (Transient: no answer within 2s); check the endpoint URL, the \
+         region, and that the network (proxy, firewall, VPC endpoint) lets this host reach \
+         DynamoDB"
     );
     // Calls made through the consumer's store are bounded and named alike.
     let error = k

@@ -5,6 +5,7 @@ use std::time::SystemTime;
 
 use async_trait::async_trait;
 use aws_sdk_kinesis::config::http::HttpResponse;
+use aws_sdk_kinesis::config::retry::RetryConfig;
 use aws_sdk_kinesis::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_kinesis::primitives::{Blob, DateTime};
 use aws_sdk_kinesis::types::{
@@ -110,7 +111,12 @@ impl KinesisTransport for AwsKinesis {
             .shard_iterator_type(kind)
             .set_starting_sequence_number(sequence)
             .set_timestamp(timestamp);
-        let out = request.send().await.map_err(|e| classify(&e))?;
+        let out = request
+            .customize()
+            .config_override(retried_by_the_reader())
+            .send()
+            .await
+            .map_err(|e| classify(&e))?;
         out.shard_iterator.ok_or_else(|| {
             ServiceError::new(
                 ServiceErrorKind::Other,
@@ -126,6 +132,8 @@ impl KinesisTransport for AwsKinesis {
             .get_records()
             .shard_iterator(iterator)
             .limit(limit)
+            .customize()
+            .config_override(retried_by_the_reader())
             .send()
             .await
             .map_err(|e| classify(&e))?;
@@ -447,6 +455,16 @@ fn describe(shard: Shard) -> ShardDescription {
     }
 }
 
+/// The SDK configuration of the shard readers' calls (GetShardIterator,
+/// GetRecords): one attempt each. The reader retries them itself, by its retry
+/// policy, counted in stats and cancellable; retried again inside the SDK,
+/// a call against an unreachable Kinesis would sit in the SDK's own backoff
+/// (up to seconds between attempts) when Kinesis comes back, instead of
+/// noticing within about one throttle delay.
+fn retried_by_the_reader() -> aws_sdk_kinesis::config::Builder {
+    aws_sdk_kinesis::config::Builder::default().retry_config(RetryConfig::disabled())
+}
+
 /// Classifies a failed call of any AWS SDK client (Kinesis, DynamoDB) into a
 /// [`ServiceError`], by the error code the service returned and, failing
 /// that, by what went wrong on the way (timeout, connection, 5xx).
@@ -517,6 +535,9 @@ fn kind_of_code(code: &str) -> ServiceErrorKind {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
     use aws_sdk_kinesis::error::{ConnectorError, ErrorMetadata};
     use aws_sdk_kinesis::operation::get_records::GetRecordsError;
     use aws_smithy_types::body::SdkBody;
@@ -657,5 +678,67 @@ mod tests {
                 ending_sequence: Some(SequenceNumber::new("99")),
             }
         );
+    }
+
+    /// A loopback server that reads each request, then closes the connection
+    /// without an answer; counts the connections (one per attempt).
+    async fn hanging_up() -> (String, Arc<AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a loopback port");
+        let endpoint = format!("http://{}", listener.local_addr().expect("its address"));
+        let connections = Arc::new(AtomicUsize::new(0));
+        let count = Arc::clone(&connections);
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                let mut buf = [0u8; 4096];
+                let _ = tokio::io::AsyncReadExt::read(&mut socket, &mut buf).await;
+            }
+        });
+        (endpoint, connections)
+    }
+
+    #[tokio::test]
+    async fn reader_calls_are_attempted_once_and_retried_by_the_reader() {
+        let (endpoint, connections) = hanging_up().await;
+        let config = aws_sdk_kinesis::Config::builder()
+            .behavior_version(aws_sdk_kinesis::config::BehaviorVersion::latest())
+            .region(aws_sdk_kinesis::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_kinesis::config::Credentials::new(
+                "test", "test", None, None, "test",
+            ))
+            .endpoint_url(endpoint)
+            // The SDK retries everything else: three attempts, with short pauses here.
+            .retry_config(
+                RetryConfig::standard()
+                    .with_max_attempts(3)
+                    .with_initial_backoff(std::time::Duration::from_millis(1)),
+            )
+            .build();
+        let kinesis = AwsKinesis::new(aws_sdk_kinesis::Client::from_conf(config));
+        let attempts = |before: usize| connections.load(Ordering::SeqCst) - before;
+
+        let before = connections.load(Ordering::SeqCst);
+        let e = kinesis.describe_stream("s").await.expect_err("no answer");
+        assert_eq!(e.kind, ServiceErrorKind::Transient, "{e}");
+        assert_eq!(attempts(before), 3, "the SDK retries other calls: {e}");
+
+        let before = connections.load(Ordering::SeqCst);
+        let e = kinesis
+            .get_records("iterator", 10)
+            .await
+            .expect_err("no answer");
+        assert_eq!(e.kind, ServiceErrorKind::Transient, "{e}");
+        assert_eq!(attempts(before), 1, "GetRecords: {e}");
+
+        let before = connections.load(Ordering::SeqCst);
+        let from = StartingPosition::Initial(InitialPosition::TrimHorizon);
+        let e = kinesis
+            .shard_iterator("s", &ShardId::new("shardId-000000000000"), &from)
+            .await
+            .expect_err("no answer");
+        assert_eq!(e.kind, ServiceErrorKind::Transient, "{e}");
+        assert_eq!(attempts(before), 1, "GetShardIterator: {e}");
     }
 }

@@ -8,7 +8,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
-use super::backoff::Backoff;
+use super::backoff::RetryPolicy;
 use super::deagg::{deaggregate, is_aggregated, Deaggregated};
 use super::ReaderContext;
 use crate::delivery::{BatchProgress, PositionLog, ShardCursor};
@@ -16,13 +16,17 @@ use crate::error::{Error, ServiceError};
 use crate::kinesis::{RawRecord, StartingPosition};
 use crate::record::{Position, Record, ShardId};
 
+/// SubscribeToShard may be called once a second per shard and consumer.
+const SUBSCRIBE_INTERVAL: Duration = Duration::from_secs(1);
+
 /// One shard's reader state, whatever the transport (polling or fan-out).
 pub(crate) struct ReaderCore {
     pub(crate) ctx: ReaderContext,
     pub(crate) cursor: Arc<ShardCursor>,
     pub(crate) cancel: CancellationToken,
     pub(crate) shard: ShardId,
-    pub(crate) backoff: Backoff,
+    /// How long to wait before retrying a failed call.
+    pub(crate) backoff: RetryPolicy,
 }
 
 impl ReaderCore {
@@ -31,12 +35,18 @@ impl ReaderCore {
         cursor: Arc<ShardCursor>,
         cancel: CancellationToken,
     ) -> Self {
+        // A connection-level failure is retried at about the pace a healthy reader calls: the
+        // throttle delay when polling, once a second (SubscribeToShard's limit) with fan-out.
+        let connection_cap = match ctx.fan_out_consumer {
+            Some(_) => ctx.config.throttle_delay.max(SUBSCRIBE_INTERVAL),
+            None => ctx.config.throttle_delay,
+        };
         ReaderCore {
             ctx,
             shard: cursor.shard().clone(),
             cursor,
             cancel,
-            backoff: Backoff::new(Duration::from_millis(100), Duration::from_secs(5)),
+            backoff: RetryPolicy::new(connection_cap),
         }
     }
 
@@ -155,12 +165,14 @@ impl ReaderCore {
         }
     }
 
+    /// Counts a retry of `operation` after `e`, logs the first of an episode,
+    /// and waits as the retry policy says for `e`'s kind; false if cancelled.
     pub(crate) async fn retry_pause(&mut self, operation: &'static str, e: &ServiceError) -> bool {
         self.ctx.config.stats.retried(operation, Some(&self.shard));
-        if self.backoff.attempts() == 0 {
+        if self.backoff.failures() == 0 {
             warn!(shard = %self.shard, operation, error = %e, "call failed; retrying with backoff");
         }
-        let delay = self.backoff.next_delay();
+        let delay = self.backoff.next_delay(e.kind);
         self.sleep_until(Instant::now() + delay).await
     }
 

@@ -12,6 +12,8 @@
 //! proxy.reset_all(); // every live connection is aborted with a TCP RST
 //! proxy.stall(true); // nothing moves, no connection is accepted; connections stay open
 //! proxy.stall(false);
+//! proxy.refuse(true); // every connection, live or new, is reset at once
+//! proxy.refuse(false);
 //! ```
 //!
 //! The proxy listens on `127.0.0.1:0` and forwards bytes both ways, one task per connection.
@@ -22,6 +24,8 @@
 //!   delayed by a network partition.
 //! - [`Proxy::reset_all`]: abort every live connection with a RST to both ends (`SO_LINGER` 0,
 //!   then close).
+//! - [`Proxy::refuse`]: the server is gone: every live connection is reset, and every new one
+//!   is accepted and reset at once (the client's request fails with a reset connection).
 //! - [`Proxy::freeze_live`]: the connections open now never forward another byte (but stay
 //!   open); new connections work — like pooled connections silently dropped by a middlebox.
 //! - [`Proxy::set_delay`]: wait this long before forwarding each chunk (either way).
@@ -76,6 +80,7 @@ struct Shared {
     stalled: watch::Sender<bool>,
     delay_micros: AtomicU64,
     drop_responses: AtomicBool,
+    refusing: AtomicBool,
     /// Live connections by id.
     live: Mutex<HashMap<u64, Connection>>,
     next_id: AtomicU64,
@@ -123,6 +128,7 @@ impl Proxy {
             stalled: watch::Sender::new(false),
             delay_micros: AtomicU64::new(0),
             drop_responses: AtomicBool::new(false),
+            refusing: AtomicBool::new(false),
             live: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(0),
             accepted: AtomicU64::new(0),
@@ -160,6 +166,15 @@ impl Proxy {
             connection.kill.cancel();
         }
         live.len()
+    }
+
+    /// Resets every connection, live (`true`) and new (while `true`), as if the server were
+    /// gone; `false` forwards new connections again.
+    pub fn refuse(&self, on: bool) {
+        self.shared.refusing.store(on, Ordering::SeqCst);
+        if on {
+            self.reset_all();
+        }
     }
 
     /// Freezes every connection open now (they stay open and forward nothing more); returns
@@ -224,6 +239,11 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         }
         tokio::select! {
             accepted = listener.accept() => match accepted {
+                Ok((client, _)) if shared.refusing.load(Ordering::SeqCst) => {
+                    shared.accepted.fetch_add(1, Ordering::Relaxed);
+                    shared.resets.fetch_add(1, Ordering::Relaxed);
+                    abort(client);
+                }
                 Ok((client, _)) => {
                     let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
                     let kill = CancellationToken::new();
