@@ -630,9 +630,6 @@ async fn dynamodb_unreachable_for_several_leases_loses_nothing_and_every_shard_i
 /// heartbeat just landed, re-validated its fence and handed out everything it had fetched during
 /// the outage (700+ duplicates).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "was an intermittent library bug (liveness judged across the judge's own outage); fixed \
-            by Liveness::forget and passing in repeated local runs — kept out of CI until it has \
-            a longer record; run with --include-ignored"]
 async fn dynamodb_unreachable_for_several_leases_duplicates_only_what_was_not_committed() {
     dynamodb_outage(true).await;
 }
