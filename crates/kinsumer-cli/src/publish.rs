@@ -40,6 +40,10 @@ pub struct PublishArgs {
     /// Read lines from this file instead of stdin.
     #[arg(long, value_name = "FILE")]
     file: Option<PathBuf>,
+    /// Pack the lines into KPL aggregated records (per shard, up to 50 KiB each), as the Kinesis
+    /// Producer Library does; kinsumer and KCL consumers de-aggregate them.
+    #[arg(long)]
+    aggregate: bool,
     #[command(flatten)]
     aws: AwsArgs,
 }
@@ -84,7 +88,15 @@ pub async fn run(args: PublishArgs) -> Result<ExitCode, CliError> {
         }
         if chunk.len() == CHUNK || (n == 0 && !chunk.is_empty()) {
             let entries = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
-            if let Err(e) = write_chunk(&transport, &args.stream, entries, &mut tally).await {
+            if let Err(e) = write_chunk(
+                &transport,
+                &args.stream,
+                entries,
+                args.aggregate,
+                &mut tally,
+            )
+            .await
+            {
                 progress.finish();
                 eprintln!(
                     "kinsumer: wrote {} of {} records read before the error",
@@ -139,12 +151,27 @@ async fn write_chunk(
     transport: &kinsumer::kinesis::aws::AwsKinesis,
     stream: &str,
     entries: Vec<PutEntry>,
+    aggregate: bool,
     tally: &mut Tally,
 ) -> Result<(), CliError> {
     let total = entries.len();
     tally.read += total;
-    match kinsumer::publish::publish_batch(transport, stream, entries).await {
-        Ok(written) => tally.written += written.len(),
+    let written = if aggregate {
+        kinsumer::publish::publish_aggregated(
+            transport,
+            stream,
+            entries,
+            kinsumer::publish::aggregate::DEFAULT_AGGREGATE_BYTES,
+        )
+        .await
+        .map(|w| w.len())
+    } else {
+        kinsumer::publish::publish_batch(transport, stream, entries)
+            .await
+            .map(|w| w.len())
+    };
+    match written {
+        Ok(written) => tally.written += written,
         Err(kinsumer::Error::PublishIncomplete { failed, .. }) => {
             tally.written += total - failed.len();
             tally.failed += failed.len();

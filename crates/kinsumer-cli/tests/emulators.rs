@@ -96,6 +96,23 @@ fn consume_prints_exactly_what_was_published_and_a_restart_repeats_nothing() {
 }
 
 #[test]
+fn lines_published_aggregated_are_consumed_one_by_one() {
+    let emu = emulators();
+    let stream = unique_name("cli-agg");
+    let app = unique_name("cli-agg");
+    emu.create_stream(&stream, 2);
+    let published = lines("agg", 400);
+    emu.publish(&stream, &published, &["--random-key", "--aggregate"]);
+    let consumer = consume(&stream, &app, &["--format", "raw"]);
+    wait_until("the consumer to print every line", || {
+        consumer.lines().len() >= published.len()
+    });
+    let stopped = consumer.terminate();
+    assert!(stopped.status.success(), "{}", stopped.stderr);
+    assert_eq!(counts(&stopped.lines), counts(&published));
+}
+
+#[test]
 fn two_consumers_share_the_shards_and_print_every_line_once() {
     let emu = emulators();
     let stream = unique_name("cli-pair");

@@ -381,6 +381,23 @@ impl Kinsumer {
     ) -> Result<Vec<(ShardId, SequenceNumber)>> {
         crate::publish::publish_batch(&*self.shared.transport, &self.shared.stream, entries).await
     }
+
+    /// Writes `entries` packed into KPL aggregates (of at most
+    /// [`crate::publish::aggregate::DEFAULT_AGGREGATE_BYTES`], per shard), which
+    /// this crate and KCL de-aggregate. Returns each record's shard and position
+    /// (aggregate sequence number + sub-sequence number), in input order.
+    pub async fn publish_aggregated(
+        &self,
+        entries: Vec<PutEntry>,
+    ) -> Result<Vec<(ShardId, crate::Position)>> {
+        crate::publish::publish_aggregated(
+            &*self.shared.transport,
+            &self.shared.stream,
+            entries,
+            crate::publish::aggregate::DEFAULT_AGGREGATE_BYTES,
+        )
+        .await
+    }
 }
 
 impl Drop for Kinsumer {

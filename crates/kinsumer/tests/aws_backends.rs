@@ -909,6 +909,7 @@ async fn the_shard_cache_round_trips_and_reads_the_go_layout() {
             id: ShardId::new(id),
             parent: parent.map(ShardId::new),
             adjacent_parent: adjacent.map(ShardId::new),
+            hash_range: None,
             ending_sequence: end.map(SequenceNumber::new),
         }
     };

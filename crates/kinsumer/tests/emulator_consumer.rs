@@ -354,3 +354,48 @@ async fn kpl_aggregates_from_kinesalite_resume_inside_the_aggregate() {
     );
     k.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_published_aggregated_come_out_one_by_one_in_order() {
+    let f = Fixture::new(4).await;
+    let publisher = f.consumer("publisher");
+    let entries: Vec<kinsumer::PutEntry> = (0..1000)
+        .map(|i| kinsumer::PutEntry {
+            partition_key: format!("key-{}", i % 25),
+            data: Bytes::from(format!("key-{}:{i}", i % 25)),
+            explicit_hash_key: None,
+        })
+        .collect();
+    let expected: Vec<String> = entries
+        .iter()
+        .map(|e| String::from_utf8_lossy(&e.data).into_owned())
+        .collect();
+    let positions = publisher
+        .publish_aggregated(entries)
+        .await
+        .expect("published");
+    assert_eq!(positions.len(), 1000);
+    let aggregates: std::collections::HashSet<_> =
+        positions.iter().map(|(_, p)| p.sequence.clone()).collect();
+    assert!(
+        aggregates.len() <= 8,
+        "1000 small records in a few aggregates per shard, not {}",
+        aggregates.len()
+    );
+    let log = Log::default();
+    let a = f.running("reader", &log).await;
+    assert!(
+        log.wait_distinct(1000, Duration::from_secs(60)).await,
+        "delivered {}",
+        log.distinct()
+    );
+    assert!(log.missing(&expected).is_empty());
+    assert_eq!(log.duplicates(), 0);
+    assert_eq!(log.order_violations(), 0);
+    // Each record keeps its own partition key.
+    assert!(log
+        .snapshot()
+        .iter()
+        .all(|s| s.data.starts_with(&format!("{}:", s.key))));
+    a.stop().await;
+}

@@ -49,6 +49,7 @@ mod tests {
             id: ShardId::new(id),
             parent: parents.first().map(|p| ShardId::new(*p)),
             adjacent_parent: parents.get(1).map(|p| ShardId::new(*p)),
+            hash_range: None,
             ending_sequence: None,
         }
     }

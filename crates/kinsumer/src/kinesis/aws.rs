@@ -448,6 +448,12 @@ fn describe(shard: Shard) -> ShardDescription {
         id: ShardId::from(shard.shard_id),
         parent: shard.parent_shard_id.map(ShardId::from),
         adjacent_parent: shard.adjacent_parent_shard_id.map(ShardId::from),
+        hash_range: shard.hash_key_range.and_then(|r| {
+            Some((
+                r.starting_hash_key.parse().ok()?,
+                r.ending_hash_key.parse().ok()?,
+            ))
+        }),
         ending_sequence: shard
             .sequence_number_range
             .and_then(|r| r.ending_sequence_number)
@@ -675,6 +681,7 @@ mod tests {
                 id: ShardId::new("shardId-000000000002"),
                 parent: Some(ShardId::new("shardId-000000000000")),
                 adjacent_parent: Some(ShardId::new("shardId-000000000001")),
+                hash_range: Some((0, 1)),
                 ending_sequence: Some(SequenceNumber::new("99")),
             }
         );

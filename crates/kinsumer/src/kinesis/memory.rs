@@ -10,13 +10,12 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use md5::{Digest, Md5};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::fanout::{ConsumerDescription, ConsumerStatus, Subscription, SubscriptionEvent};
 use super::{
-    KinesisTransport, PutEntry, PutOutcome, RawRecord, RecordsPage, ShardDescription,
+    hash_key, KinesisTransport, PutEntry, PutOutcome, RawRecord, RecordsPage, ShardDescription,
     StartingPosition,
 };
 use crate::error::{ServiceError, ServiceErrorKind};
@@ -300,6 +299,7 @@ impl Shard {
                 id: ShardId::new(format!("shardId-{index:012}")),
                 parent,
                 adjacent_parent: adjacent,
+                hash_range: Some(range),
                 ending_sequence: None,
             },
             range,
@@ -343,13 +343,6 @@ fn stream_arn(stream: &str) -> String {
 
 fn not_found(what: &str) -> ServiceError {
     ServiceError::new(ServiceErrorKind::NotFound, format!("{what} not found"))
-}
-
-fn hash_key(partition_key: &str, explicit: Option<&str>) -> u128 {
-    if let Some(k) = explicit.and_then(|k| k.parse::<u128>().ok()) {
-        return k;
-    }
-    u128::from_be_bytes(Md5::digest(partition_key.as_bytes()).into())
 }
 
 /// Iterators encode stream, shard index and record index.

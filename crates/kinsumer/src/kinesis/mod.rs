@@ -26,6 +26,9 @@ pub struct ShardDescription {
     pub parent: Option<ShardId>,
     /// The second parent of a merge.
     pub adjacent_parent: Option<ShardId>,
+    /// The inclusive range of 128-bit hash keys the shard serves, when known (ListShards
+    /// reports it; the leader's cached shard list does not keep it).
+    pub hash_range: Option<(u128, u128)>,
     /// Set once the shard is closed (split or merged away); no record is added after it.
     pub ending_sequence: Option<SequenceNumber>,
 }
@@ -35,6 +38,16 @@ impl ShardDescription {
     pub fn parents(&self) -> impl Iterator<Item = &ShardId> {
         self.parent.iter().chain(self.adjacent_parent.iter())
     }
+}
+
+/// The 128-bit hash key Kinesis routes a record by: the explicit hash key when
+/// given (a decimal number), else the MD5 of the partition key, big-endian.
+pub fn hash_key(partition_key: &str, explicit_hash_key: Option<&str>) -> u128 {
+    if let Some(key) = explicit_hash_key.and_then(|k| k.parse::<u128>().ok()) {
+        return key;
+    }
+    use md5::{Digest, Md5};
+    u128::from_be_bytes(Md5::digest(partition_key.as_bytes()).into())
 }
 
 /// Where a shard iterator starts.

@@ -42,7 +42,7 @@ use md5::{Digest, Md5};
 use prost::Message;
 
 /// The four bytes that open every KPL aggregated record.
-const MAGIC: [u8; 4] = [0xF3, 0x89, 0x9A, 0xC2];
+pub(crate) const MAGIC: [u8; 4] = [0xF3, 0x89, 0x9A, 0xC2];
 
 /// Length of the trailing MD5 checksum.
 const CHECKSUM_LEN: usize = 16;
@@ -198,33 +198,33 @@ fn lookup(table: &[Arc<str>], index: u64) -> Result<Arc<str>, DeaggError> {
 /// (same wire type) so that decoding slices the input instead of copying
 /// it; [`key_table`] makes the strings.
 #[derive(Clone, PartialEq, Message)]
-struct AggregatedRecord {
+pub(crate) struct AggregatedRecord {
     /// Distinct partition keys, indexed by `Record::partition_key_index`.
     #[prost(bytes = "bytes", repeated, tag = "1")]
-    partition_key_table: Vec<Bytes>,
+    pub(crate) partition_key_table: Vec<Bytes>,
     /// Distinct explicit hash keys, indexed by
     /// `Record::explicit_hash_key_index`.
     #[prost(bytes = "bytes", repeated, tag = "2")]
-    explicit_hash_key_table: Vec<Bytes>,
+    pub(crate) explicit_hash_key_table: Vec<Bytes>,
     /// The user records.
     #[prost(message, repeated, tag = "3")]
-    records: Vec<Record>,
+    pub(crate) records: Vec<Record>,
 }
 
 /// Wire form of `Record`. Proto2 `required` fields are `Option`s so that a
 /// missing one is detected rather than read as 0 or empty. Field 4 (`tags`)
 /// is not declared, so the decoder skips it without allocating.
 #[derive(Clone, PartialEq, Message)]
-struct Record {
+pub(crate) struct Record {
     /// Index into the partition key table (required).
     #[prost(uint64, optional, tag = "1")]
-    partition_key_index: Option<u64>,
+    pub(crate) partition_key_index: Option<u64>,
     /// Index into the explicit hash key table.
     #[prost(uint64, optional, tag = "2")]
-    explicit_hash_key_index: Option<u64>,
+    pub(crate) explicit_hash_key_index: Option<u64>,
     /// The user record's payload (required).
     #[prost(bytes = "bytes", optional, tag = "3")]
-    data: Option<Bytes>,
+    pub(crate) data: Option<Bytes>,
 }
 
 #[cfg(test)]

@@ -858,6 +858,7 @@ fn parse_shard_cache(item: &Item) -> Result<ShardCache, String> {
                     parent: opt_s(entry, schema::SHARD_ENTRY_PARENT)?.map(ShardId::from),
                     adjacent_parent: opt_s(entry, schema::SHARD_ENTRY_ADJACENT_PARENT)?
                         .map(ShardId::from),
+                    hash_range: None,
                     ending_sequence: opt_s(entry, schema::SHARD_ENTRY_ENDING)?
                         .map(SequenceNumber::new),
                 }),
@@ -887,6 +888,7 @@ fn parse_shard_cache(item: &Item) -> Result<ShardCache, String> {
                     id: ShardId::from(id),
                     parent: None,
                     adjacent_parent: None,
+                    hash_range: None,
                     ending_sequence: None,
                 })
                 .collect()

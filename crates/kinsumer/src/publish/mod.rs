@@ -1,11 +1,88 @@
-//! Writing records: PutRecords in batches, retrying only what failed.
+//! Writing records: PutRecords in batches, retrying only what failed, and
+//! optionally packed into KPL aggregates ([`aggregate`]).
+
+pub mod aggregate;
 
 use std::time::Duration;
 
 use crate::error::{Error, FailedPut, Result, ServiceErrorKind};
 use crate::kinesis::{KinesisTransport, PutEntry, PutOutcome};
 use crate::reader::backoff::Backoff;
-use crate::record::{SequenceNumber, ShardId};
+use crate::record::{Position, SequenceNumber, ShardId};
+
+/// Packs `entries` into KPL aggregates of at most `max_bytes` per shard (see
+/// [`aggregate::pack`]) and writes them with [`publish_batch`]. Returns, for each
+/// input record in order, its shard and position: the aggregate's sequence
+/// number with the record's sub-sequence number, or the record's own sequence
+/// number when it was written alone.
+///
+/// Readers that de-aggregate (this crate by default, KCL) get the records back
+/// one by one with their own partition keys. [`Error::PublishIncomplete`] names
+/// the input records (every member of an aggregate that could not be written).
+pub async fn publish_aggregated(
+    transport: &dyn KinesisTransport,
+    stream: &str,
+    entries: Vec<PutEntry>,
+    max_bytes: usize,
+) -> Result<Vec<(ShardId, Position)>> {
+    let shards = transport.list_shards(stream).await.map_err(|source| {
+        if source.kind == ServiceErrorKind::NotFound {
+            Error::NoSuchStream {
+                stream: stream.to_string(),
+            }
+        } else {
+            Error::Kinesis {
+                operation: "ListShards",
+                stream: stream.to_string(),
+                shard: None,
+                source,
+            }
+        }
+    })?;
+    let packed = aggregate::pack(&entries, &shards, max_bytes);
+    let written = match publish_batch(
+        transport,
+        stream,
+        packed.iter().map(|p| p.entry.clone()).collect(),
+    )
+    .await
+    {
+        Ok(written) => written,
+        // Name the input records that were not written, not the aggregates.
+        Err(Error::PublishIncomplete { stream, failed, .. }) => {
+            let failed = failed
+                .into_iter()
+                .flat_map(|f| {
+                    packed[f.index]
+                        .members
+                        .iter()
+                        .map(move |&member| FailedPut {
+                            index: member,
+                            code: f.code.clone(),
+                            message: f.message.clone(),
+                        })
+                })
+                .collect();
+            return Err(Error::PublishIncomplete {
+                stream,
+                total: entries.len(),
+                failed,
+            });
+        }
+        Err(e) => return Err(e),
+    };
+    let mut positions: Vec<Option<(ShardId, Position)>> = vec![None; entries.len()];
+    for (p, (shard, sequence)) in packed.iter().zip(written) {
+        for (sub, &member) in p.members.iter().enumerate() {
+            let position = Position {
+                sequence: sequence.clone(),
+                sub_sequence: p.aggregated.then_some(sub as u64),
+            };
+            positions[member] = Some((shard.clone(), position));
+        }
+    }
+    Ok(positions.into_iter().flatten().collect())
+}
 
 /// Writes `entries` to `stream` with PutRecords, 500 per call, retrying only
 /// the entries that failed (capped exponential backoff, 8 attempts). Returns
