@@ -5,10 +5,14 @@
 //! - crash: two clients share 4 shards while records flow; one is dropped
 //!   without `stop()`; prints the gap between the crash and the survivor's first
 //!   record from a shard the dead client held, and the records delivered twice;
-//! - graceful: the same with `stop()`; prints the gap and the duplicates.
+//! - graceful: the same with `stop()`; prints the gap and the duplicates;
+//! - both again in enhanced fan-out mode, against ferrokinesis (in process, with
+//!   2 s subscriptions) instead of kinesalite.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "../tests/fanout_emulator/ferrokinesis.rs"]
+mod ferrokinesis;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -64,8 +68,14 @@ fn spawn(
     })
 }
 
-async fn scenario(crash: bool) {
-    let emu = common::emulators().await;
+async fn scenario(crash: bool, fan_out: bool) {
+    static FAN_OUT: std::sync::OnceLock<common::Emulators> = std::sync::OnceLock::new();
+    let dynalite = common::emulators().await;
+    let emu: &'static common::Emulators = if fan_out {
+        FAN_OUT.get_or_init(|| dynalite.with_kinesis_endpoint(ferrokinesis::start()))
+    } else {
+        dynalite
+    };
     let stream = emu.unique_name("failover");
     let app = emu.unique_name("failapp");
     emu.create_stream(&stream, 4).await;
@@ -97,7 +107,11 @@ async fn scenario(crash: bool) {
             &stream,
             &app,
             &format!("client-{client}"),
-            config(),
+            if fan_out {
+                config().with_fan_out_consumer_name("failover")
+            } else {
+                config()
+            },
         )
         .expect("build");
         k.create_required_tables().await.expect("tables");
@@ -170,8 +184,9 @@ async fn scenario(crash: bool) {
     let log = log.lock().expect("log").clone();
     let distinct: HashSet<&str> = log.iter().map(|d| d.data.as_str()).collect();
     println!(
-        "{:<9} victim held {} shards; survivor delivered from all of them {} after the {}; produced {produced}, delivered {}, duplicates {}, lost {}",
+        "{:<9} {:<8} victim held {} shards; survivor delivered from all of them {} after the {}; produced {produced}, delivered {}, duplicates {}, lost {}",
         if crash { "crash" } else { "graceful" },
+        if fan_out { "fan-out" } else { "polling" },
         victim_shards.len(),
         gap.map_or("NEVER (30 s)".to_string(), |g| format!("{:.2} s", g.as_secs_f64())),
         if crash { "crash" } else { "stop() began" },
@@ -196,7 +211,9 @@ fn main() {
         .expect("runtime");
     runtime.block_on(async {
         println!("shard-check 1 s, lease 2 s, commit 1 s, 4 shards, 2 clients, ~800 records/s");
-        scenario(true).await;
-        scenario(false).await;
+        for fan_out in [false, true] {
+            scenario(true, fan_out).await;
+            scenario(false, fan_out).await;
+        }
     });
 }
