@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Local AWS emulators for kinsumer's tests, on loopback only:
 #   kinesalite 3.3.3 (Kinesis) and dynalite 4.0.0 (DynamoDB), pinned in .ci/emulators/package.json.
+#   `start` also installs kinesis-local (kinesis-mock), which the fan-out tests start themselves.
 #
 #   scripts/emulators.sh start   install what is missing, start both on free 127.0.0.1 ports
 #   scripts/emulators.sh env     print the exports that point the AWS SDK at them:
@@ -56,11 +57,14 @@ installed_version() { # $1 = package name; prints its installed version or nothi
 
 ensure_deps() {
   ensure_node
-  local want_k want_d
-  want_k=$(node -p "require(process.argv[1]).dependencies.kinesalite" "$emu_dir/package.json")
-  want_d=$(node -p "require(process.argv[1]).dependencies.dynalite" "$emu_dir/package.json")
-  if [ "$(installed_version kinesalite)" != "$want_k" ] || [ "$(installed_version dynalite)" != "$want_d" ]; then
-    say "installing kinesalite $want_k and dynalite $want_d (npm ci in .ci/emulators)"
+  local pkg want stale=()
+  # kinesis-local (kinesis-mock) is not started here; the fan-out tests start it from node_modules.
+  for pkg in kinesalite dynalite kinesis-local; do
+    want=$(node -p "require(process.argv[1]).dependencies[process.argv[2]]" "$emu_dir/package.json" "$pkg")
+    [ "$(installed_version "$pkg")" = "$want" ] || stale+=("$pkg $want")
+  done
+  if [ ${#stale[@]} -gt 0 ]; then
+    say "installing $(IFS=,; echo "${stale[*]}") (npm ci in .ci/emulators)"
     (cd "$emu_dir" && npm ci --no-audit --no-fund --loglevel=error) >&2
   fi
 }

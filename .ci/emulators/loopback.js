@@ -7,15 +7,21 @@
 //    port given on the command line is ignored) and, once listening, writes that port to the file
 //    (write then rename, so a reader never sees a partial file). No race between "find a free
 //    port" and "bind it";
+//  - when KINSUMER_EMULATOR_PORT_DIR is set instead (an emulator with several listeners, e.g.
+//    kinesis-mock's plain and TLS ports), does the same per listener: the port it asked for only
+//    names the file, `<dir>/<requested port>`, which receives the port the kernel chose;
 //  - when KINSUMER_EMULATOR_PARENT_PID is set, exits as soon as that process is gone (checked every
 //    500 ms), so an emulator never outlives the test run that started it.
-// Used by scripts/emulators.sh and crates/kinsumer/tests/common/mod.rs.
+// Used by scripts/emulators.sh, crates/kinsumer/tests/common/mod.rs and
+// crates/kinsumer/tests/fanout_emulator/kinesis_mock.rs.
 
 const fs = require('fs')
 const net = require('net')
+const path = require('path')
 
 const HOST = '127.0.0.1'
 const portFile = process.env.KINSUMER_EMULATOR_PORT_FILE || ''
+const portDir = process.env.KINSUMER_EMULATOR_PORT_DIR || ''
 const parentPid = Number(process.env.KINSUMER_EMULATOR_PARENT_PID || '')
 
 function log(message) {
@@ -52,14 +58,19 @@ net.Server.prototype.listen = function (...args) {
   }
   options.host = HOST
   delete options.ipv6Only
-  if (portFile) options.port = 0
-
+  let target = ''
   if (portFile) {
+    target = portFile
+  } else if (portDir) {
+    target = path.join(portDir, String(Number(options.port) || 0))
+  }
+  if (target) {
+    options.port = 0
     this.once('listening', () => {
       const { port } = this.address()
-      const tmp = `${portFile}.${process.pid}.tmp`
+      const tmp = `${target}.${process.pid}.tmp`
       fs.writeFileSync(tmp, `${port}\n`)
-      fs.renameSync(tmp, portFile)
+      fs.renameSync(tmp, target)
     })
   }
   this.once('listening', () => {
@@ -86,13 +97,17 @@ function parentIsGone(pid) {
   }
 }
 
+// Taken before the emulator loads: kinesis-mock (cats-effect) replaces process.exit with a graceful
+// shutdown that takes seconds.
+const exitNow = process.exit.bind(process)
+
 if (Number.isInteger(parentPid) && parentPid > 0) {
   const startedByParent = process.ppid === parentPid
   const check = () => {
     // When the watched process is our own parent, being re-parented means it has died.
     if ((startedByParent && process.ppid !== parentPid) || parentIsGone(parentPid)) {
       log(`watched process ${parentPid} is gone; exiting`)
-      process.exit(0)
+      exitNow(0)
     }
   }
   check()

@@ -1,7 +1,9 @@
 //! Enhanced fan-out against an emulator that implements SubscribeToShard
 //! (ferrokinesis, in process; see tests/fanout_emulator) and dynalite:
 //! registration, reading from TRIM_HORIZON, re-subscription, a split while
-//! subscribed, two clients sharing one consumer, and a restart.
+//! subscribed, two clients sharing one consumer, and a restart. The tests named
+//! `kinesis_mock_*` run on kinesis-mock instead, which honours the requested
+//! starting position and refuses a second subscription to a held shard.
 
 mod common;
 mod fanout_emulator;
@@ -38,7 +40,10 @@ struct Fixture {
 
 impl Fixture {
     async fn new(shards: i32) -> Fixture {
-        let emu = fanout_emulator::emulators().await;
+        Fixture::on(fanout_emulator::emulators().await, shards).await
+    }
+
+    async fn on(emu: &'static Emulators, shards: i32) -> Fixture {
         let stream = emu.unique_name("efo");
         emu.create_stream(&stream, shards).await;
         Fixture {
@@ -223,9 +228,11 @@ async fn two_clients_share_one_consumers_shards() {
 
 /// ferrokinesis starts every subscription at TRIM_HORIZON whatever the request says, so this
 /// checks end to end that a restart hands out nothing already processed (the reader skips what
-/// the service re-sends); that AFTER_SEQUENCE_NUMBER is requested is checked in memory.
+/// the service re-sends, and says so); that the service is asked for AFTER_SEQUENCE_NUMBER is
+/// shown by `kinesis_mock_a_restart_subscribes_after_the_checkpoint`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_hands_out_nothing_already_processed() {
+    resent::install();
     let mut f = Fixture::new(2).await;
     f.put(400).await;
     let first = Log::default();
@@ -244,7 +251,100 @@ async fn a_restart_hands_out_nothing_already_processed() {
     tokio::time::sleep(fanout_emulator::SESSION).await;
     assert_eq!(second.len(), 200, "only the records put after the stop");
     assert!(second.missing(&f.expected[400..]).is_empty());
+    // The control for the kinesis-mock test below: the warning is seen when the service re-sends.
+    assert!(
+        resent::warnings(&f.stream) > 0,
+        "ferrokinesis re-sends from TRIM_HORIZON and the reader reports the records it skips"
+    );
     b.stop().await;
+}
+
+/// kinesis-mock honours AFTER_SEQUENCE_NUMBER: a new client of the application resumes each shard
+/// right after the checkpoint the stopped one committed, and the service itself sends nothing
+/// older (the reader's warning about records before the requested start never fires).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kinesis_mock_a_restart_subscribes_after_the_checkpoint() {
+    resent::install();
+    let mut f = Fixture::on(fanout_emulator::kinesis_mock_emulators().await, 2).await;
+    f.put(60).await;
+    let first = Log::default();
+    let a = f.running("a", &first).await;
+    assert!(
+        first.wait_distinct(60, Duration::from_secs(60)).await,
+        "delivered {}",
+        first.distinct()
+    );
+    a.stop().await;
+    assert_eq!(first.duplicates(), 0);
+
+    f.put(40).await;
+    let second = Log::default();
+    let b = f.running("b", &second).await;
+    assert!(
+        second.wait_distinct(40, Duration::from_secs(60)).await,
+        "delivered {}",
+        second.distinct()
+    );
+    // A shard's records arrive in order, so anything re-sent from before the checkpoint would
+    // have come (and been reported) before the new records now delivered.
+    assert!(second.missing(&f.expected[60..]).is_empty());
+    assert_eq!(second.len(), 40, "only the records put after the stop");
+    assert_eq!(
+        resent::warnings(&f.stream),
+        0,
+        "the service started each subscription after the checkpoint"
+    );
+    assert_eq!(f.registered_consumers().await, vec![f.consumer.clone()]);
+    b.stop().await;
+    f.emu.delete_stream(&f.stream).await;
+}
+
+/// Two clients of one application share one consumer on kinesis-mock, which refuses a
+/// subscription to a shard another subscription holds (and holds it for ~2 s after the holder
+/// lets go): a shard handed from the first client to the second is read on without loss or
+/// repeats.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kinesis_mock_two_clients_hand_a_shard_over_without_loss_or_repeats() {
+    let mut f = Fixture::on(fanout_emulator::kinesis_mock_emulators().await, 2).await;
+    let log = Log::default();
+    let a = f.running("a", &log).await;
+    f.put(20).await;
+    assert!(
+        log.wait_distinct(20, Duration::from_secs(60)).await,
+        "delivered {}",
+        log.distinct()
+    );
+    // `a` holds both shards' subscriptions; `b` must take one over.
+    let b = f.running("b", &log).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !log.snapshot().iter().any(|s| s.client == b.name) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "b read nothing; delivered {} of {}",
+            log.distinct(),
+            f.expected.len()
+        );
+        f.put(10).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    f.put(20).await;
+    let total = f.expected.len();
+    assert!(
+        log.wait_distinct(total, Duration::from_secs(60)).await,
+        "delivered {} of {total}",
+        log.distinct()
+    );
+    assert!(log.missing(&f.expected).is_empty());
+    assert_eq!(log.duplicates(), 0, "a hand-off repeats nothing");
+    assert_eq!(log.order_violations(), 0);
+    assert_eq!(
+        f.registered_consumers().await.len(),
+        1,
+        "registered once, shared"
+    );
+    a.stop().await;
+    b.stop().await;
+    f.emu.delete_stream(&f.stream).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -293,4 +393,105 @@ async fn an_unregistered_consumer_arn_fails_run_with_the_fix() {
     let err = k.run().await.expect_err("an unknown consumer");
     assert!(matches!(err, Error::FanOutConsumer { .. }), "{err:?}");
     assert!(err.to_string().contains("register"), "{err}");
+}
+
+/// Counts, per stream, the reader's warning that a subscription sent records from before the
+/// requested start (a service that ignores AT/AFTER_SEQUENCE_NUMBER does), through a tracing layer
+/// installed for the whole test process.
+mod resent {
+    use std::collections::HashMap;
+    use std::fmt;
+    use std::sync::{Mutex, OnceLock};
+
+    use tracing::field::{Field, Visit};
+    use tracing::span::{Attributes, Id};
+    use tracing::{Event, Level, Subscriber};
+    use tracing_subscriber::filter::filter_fn;
+    use tracing_subscriber::layer::{Context, SubscriberExt};
+    use tracing_subscriber::registry::LookupSpan;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
+
+    /// The start of the reader's warning (crates/kinsumer/src/reader/fanout.rs).
+    const WARNING: &str = "the subscription sent records before the requested start";
+
+    fn counts() -> &'static Mutex<HashMap<String, usize>> {
+        static COUNTS: OnceLock<Mutex<HashMap<String, usize>>> = OnceLock::new();
+        COUNTS.get_or_init(Mutex::default)
+    }
+
+    /// Installs the counting layer as the process's subscriber (once).
+    pub fn install() {
+        static INSTALLED: OnceLock<()> = OnceLock::new();
+        INSTALLED.get_or_init(|| {
+            // Warnings, and the consumer's span that names the stream; nothing else is built.
+            let filter = filter_fn(|meta| {
+                *meta.level() <= Level::WARN || (meta.is_span() && meta.name() == "kinsumer")
+            });
+            tracing_subscriber::registry()
+                .with(Counter.with_filter(filter))
+                .try_init()
+                .expect("the test process's tracing subscriber");
+        });
+    }
+
+    /// How many times the warning was logged for `stream` since [`install`].
+    pub fn warnings(stream: &str) -> usize {
+        counts()
+            .lock()
+            .expect("counts")
+            .get(stream)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    struct Counter;
+
+    /// The consumer span's `stream` field, kept in the span's extensions.
+    struct StreamName(String);
+
+    #[derive(Default)]
+    struct Fields {
+        stream: Option<String>,
+        message: Option<String>,
+    }
+
+    impl Visit for Fields {
+        fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+            match field.name() {
+                "stream" => self.stream = Some(format!("{value:?}")),
+                "message" => self.message = Some(format!("{value:?}")),
+                _ => {}
+            }
+        }
+
+        fn record_str(&mut self, field: &Field, value: &str) {
+            self.record_debug(field, &format_args!("{value}"));
+        }
+    }
+
+    impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Counter {
+        fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+            let mut fields = Fields::default();
+            attrs.record(&mut fields);
+            if let (Some(stream), Some(span)) = (fields.stream, ctx.span(id)) {
+                span.extensions_mut().insert(StreamName(stream));
+            }
+        }
+
+        fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+            let mut fields = Fields::default();
+            event.record(&mut fields);
+            if !fields.message.is_some_and(|m| m.starts_with(WARNING)) {
+                return;
+            }
+            let stream = ctx.event_scope(event).and_then(|scope| {
+                scope
+                    .into_iter()
+                    .find_map(|span| span.extensions().get::<StreamName>().map(|s| s.0.clone()))
+            });
+            let stream = stream.unwrap_or_else(|| "(no stream span)".to_string());
+            *counts().lock().expect("counts").entry(stream).or_default() += 1;
+        }
+    }
 }

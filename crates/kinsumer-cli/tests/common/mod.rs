@@ -520,13 +520,18 @@ fn start_emulator(name: &str) -> String {
     }
 }
 
-/// `npm ci` in .ci/emulators unless both emulators are installed (under a file lock).
+/// `npm ci` in .ci/emulators unless every emulator package is installed (under a file lock).
 fn install_node_modules() {
     let dir = emulators_dir();
     let installed = || {
-        ["kinesalite", "dynalite"]
-            .iter()
-            .all(|p| dir.join("node_modules").join(p).join("cli.js").is_file())
+        [
+            ("kinesalite", "cli.js"),
+            ("dynalite", "cli.js"),
+            // kinesis-mock, for the fan-out tests (tests/fanout_emulator/kinesis_mock.rs).
+            ("kinesis-local", "main.js"),
+        ]
+        .iter()
+        .all(|(package, entry)| dir.join("node_modules").join(package).join(entry).is_file())
     };
     if installed() {
         return;

@@ -581,9 +581,14 @@ impl Coordinator {
                 sender: self.sender.clone(),
                 fan_out_consumer: self.shared.fan_out_consumer.get().cloned(),
             };
-            let handle =
-                self.readers
-                    .spawn(read_shard(ctx, Arc::clone(&lease.cursor), cancel.clone()));
+            // In the consumer's span, so that the reader's events name the stream and client.
+            let handle = self
+                .readers
+                .spawn(tracing::Instrument::in_current_span(read_shard(
+                    ctx,
+                    Arc::clone(&lease.cursor),
+                    cancel.clone(),
+                )));
             self.reader_shards.insert(handle.id(), shard.clone());
             lease.reader = Some(cancel);
             lease.restart_at = None;

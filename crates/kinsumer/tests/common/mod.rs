@@ -541,7 +541,7 @@ impl fmt::Display for Emulator {
 }
 
 /// `.ci/emulators` at the workspace root (two levels above this crate).
-fn emulators_dir() -> PathBuf {
+pub fn emulators_dir() -> PathBuf {
     let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
     crate_dir
         .ancestors()
@@ -551,7 +551,7 @@ fn emulators_dir() -> PathBuf {
 }
 
 /// Removes the run directories (port file, log) of test processes that are gone.
-fn remove_stale_run_dirs(runs: &Path) {
+pub fn remove_stale_run_dirs(runs: &Path) {
     let Ok(entries) = std::fs::read_dir(runs) else {
         return;
     };
@@ -611,17 +611,28 @@ async fn start_emulator(emulator: Emulator) -> String {
             )
         });
     // The child is never waited for: it exits by itself when this process does (loopback.js).
+    wait_until_listening(&emulator.to_string(), &mut child, &port_file, &log_file).await
+}
 
+/// Waits until the emulator `child` has written its port to `port_file` (loopback.js) and accepts
+/// connections there; returns its endpoint URL. Panics with its log if it exits or takes longer
+/// than [`START_WAIT`].
+pub async fn wait_until_listening(
+    name: &str,
+    child: &mut std::process::Child,
+    port_file: &Path,
+    log_file: &Path,
+) -> String {
     let deadline = Instant::now() + START_WAIT;
     loop {
         if let Some(status) = child.try_wait().ok().flatten() {
             panic!(
-                "{emulator} exited during start-up ({status}); its log ({}):\n{}",
+                "{name} exited during start-up ({status}); its log ({}):\n{}",
                 log_file.display(),
-                read_to_string_lossy(&log_file)
+                read_to_string_lossy(log_file)
             );
         }
-        if let Some(port) = std::fs::read_to_string(&port_file)
+        if let Some(port) = std::fs::read_to_string(port_file)
             .ok()
             .and_then(|s| s.trim().parse::<u16>().ok())
         {
@@ -635,22 +646,27 @@ async fn start_emulator(emulator: Emulator) -> String {
         }
         assert!(
             Instant::now() < deadline,
-            "{emulator} did not start listening within {START_WAIT:?}; its log ({}):\n{}",
+            "{name} did not start listening within {START_WAIT:?}; its log ({}):\n{}",
             log_file.display(),
-            read_to_string_lossy(&log_file)
+            read_to_string_lossy(log_file)
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
-/// Runs `npm ci` in .ci/emulators unless both emulators are installed, under a file lock so that
+/// Runs `npm ci` in .ci/emulators unless every emulator package is installed, under a file lock so that
 /// test processes running side by side install once.
-fn install_node_modules() {
+pub fn install_node_modules() {
     let dir = emulators_dir();
     let installed = || {
-        ["kinesalite", "dynalite"]
-            .iter()
-            .all(|p| dir.join("node_modules").join(p).join("cli.js").is_file())
+        [
+            ("kinesalite", "cli.js"),
+            ("dynalite", "cli.js"),
+            // kinesis-mock, for the fan-out tests (tests/fanout_emulator/kinesis_mock.rs).
+            ("kinesis-local", "main.js"),
+        ]
+        .iter()
+        .all(|(package, entry)| dir.join("node_modules").join(package).join(entry).is_file())
     };
     if installed() {
         return;
