@@ -3,17 +3,13 @@
 
 mod harness;
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use harness::{Log, Running};
-use kinsumer::kinesis::memory::{MemoryKinesis, Operation};
+use harness::{Log, World, STREAM};
+use kinsumer::kinesis::memory::Operation;
 use kinsumer::store::memory::MemoryStore;
 use kinsumer::store::{CheckpointRow, CoordinationStore};
-use kinsumer::{AckMode, Config, Kinsumer, Position, SequenceNumber, ServiceErrorKind, ShardId};
-
-const STREAM: &str = "events";
+use kinsumer::{AckMode, Config, Position, ServiceErrorKind, ShardId};
 
 fn config() -> Config {
     Config::new()
@@ -22,66 +18,6 @@ fn config() -> Config {
         .with_commit_frequency(Duration::from_millis(200))
         .with_lease_duration(Duration::from_secs(2))
         .with_buffer_size(500)
-}
-
-struct World {
-    kinesis: MemoryKinesis,
-    store: MemoryStore,
-    next_value: usize,
-    expected: Vec<String>,
-    sequences: Vec<SequenceNumber>,
-}
-
-impl World {
-    async fn new(shards: usize) -> World {
-        let kinesis = MemoryKinesis::new();
-        kinesis.create_stream(STREAM, shards);
-        let store = MemoryStore::new("app");
-        store
-            .create_tables(kinsumer::Billing::OnDemand, Duration::from_millis(1))
-            .await
-            .expect("tables");
-        World {
-            kinesis,
-            store,
-            next_value: 0,
-            expected: Vec::new(),
-            sequences: Vec::new(),
-        }
-    }
-
-    /// Puts `n` records over 20 keys; payloads are `<key>:<n>`, increasing per key.
-    fn put(&mut self, n: usize) {
-        for _ in 0..n {
-            let i = self.next_value;
-            self.next_value += 1;
-            let key = format!("key-{}", i % 20);
-            let data = format!("{key}:{i}");
-            let (_, seq) = self
-                .kinesis
-                .put(STREAM, &key, Bytes::from(data.clone()))
-                .expect("put");
-            self.expected.push(data);
-            self.sequences.push(seq);
-        }
-    }
-
-    async fn consumer(&self, name: &str, config: Config) -> Kinsumer {
-        let mut k = Kinsumer::with_backends(
-            Arc::new(self.kinesis.clone()),
-            Arc::new(self.store.clone()),
-            STREAM,
-            name,
-            config,
-        )
-        .expect("build");
-        k.run().await.expect("run");
-        k
-    }
-
-    async fn start(&self, name: &str, log: &Log) -> Running {
-        Running::start(self.consumer(name, config()).await, log.clone())
-    }
 }
 
 async fn owners(store: &MemoryStore) -> Vec<(String, Option<String>)> {
@@ -96,7 +32,7 @@ async fn owners(store: &MemoryStore) -> Vec<(String, Option<String>)> {
 
 #[tokio::test(start_paused = true)]
 async fn three_clients_share_ten_shards_while_records_flow() {
-    let mut w = World::new(10).await;
+    let mut w = World::new(10, config()).await;
     let log = Log::default();
     w.put(500);
     let a = w.start("a", &log).await;
@@ -136,7 +72,7 @@ async fn three_clients_share_ten_shards_while_records_flow() {
 
 #[tokio::test(start_paused = true)]
 async fn graceful_stop_and_restart_resumes_after_the_last_processed_record() {
-    let mut w = World::new(3).await;
+    let mut w = World::new(3, config()).await;
     let log = Log::default();
     w.put(300);
     let a = w.start("a", &log).await;
@@ -154,7 +90,7 @@ async fn graceful_stop_and_restart_resumes_after_the_last_processed_record() {
 
 #[tokio::test(start_paused = true)]
 async fn stop_in_the_middle_of_a_batch_commits_exactly_what_was_handed_out() {
-    let mut w = World::new(1).await;
+    let mut w = World::new(1, config()).await;
     w.put(100);
     let mut k = w.consumer("a", config()).await;
     let mut first = Vec::new();
@@ -171,7 +107,7 @@ async fn stop_in_the_middle_of_a_batch_commits_exactly_what_was_handed_out() {
 
 #[tokio::test(start_paused = true)]
 async fn a_crash_loses_nothing_and_repeats_at_most_a_commit_interval() {
-    let mut w = World::new(4).await;
+    let mut w = World::new(4, config()).await;
     let log = Log::default();
     let a = w.start("a", &log).await;
     let b = w.start("b", &log).await;
@@ -192,7 +128,7 @@ async fn a_crash_loses_nothing_and_repeats_at_most_a_commit_interval() {
 
 #[tokio::test(start_paused = true)]
 async fn a_record_handed_out_but_not_processed_before_a_crash_comes_again() {
-    let mut w = World::new(1).await;
+    let mut w = World::new(1, config()).await;
     w.put(10);
     let mut k = w.consumer("a", config()).await;
     for _ in 0..5 {
@@ -209,7 +145,7 @@ async fn a_record_handed_out_but_not_processed_before_a_crash_comes_again() {
 
 #[tokio::test(start_paused = true)]
 async fn split_and_merge_keep_per_key_order() {
-    let mut w = World::new(2).await;
+    let mut w = World::new(2, config()).await;
     let log = Log::default();
     let a = w.start("a", &log).await;
     let b = w.start("b", &log).await;
@@ -253,7 +189,7 @@ async fn split_and_merge_keep_per_key_order() {
 
 #[tokio::test(start_paused = true)]
 async fn expired_iterators_and_throttling_are_recovered() {
-    let mut w = World::new(2).await;
+    let mut w = World::new(2, config()).await;
     w.put(200);
     w.kinesis
         .inject_failures(Operation::GetRecords, ServiceErrorKind::ExpiredIterator, 3);
@@ -272,7 +208,7 @@ async fn expired_iterators_and_throttling_are_recovered() {
 
 #[tokio::test(start_paused = true)]
 async fn a_go_checkpoint_row_is_honoured() {
-    let mut w = World::new(1).await;
+    let mut w = World::new(1, config()).await;
     w.put(10);
     // The Go library left shard 0 processed up to the 4th record, unowned.
     let fourth = w.sequences[3].clone();
@@ -292,7 +228,7 @@ async fn a_go_checkpoint_row_is_honoured() {
 
 #[tokio::test(start_paused = true)]
 async fn manual_ack_commits_only_acknowledged_records() {
-    let mut w = World::new(1).await;
+    let mut w = World::new(1, config()).await;
     w.put(20);
     let mut k = w
         .consumer("a", config().with_ack_mode(AckMode::Manual))
@@ -313,7 +249,7 @@ async fn manual_ack_commits_only_acknowledged_records() {
 
 #[tokio::test(start_paused = true)]
 async fn churn_for_thirty_seconds_loses_nothing_and_never_delivers_twice() {
-    let mut w = World::new(8).await;
+    let mut w = World::new(8, config()).await;
     let log = Log::default();
     let mut running = vec![w.start("base", &log).await];
     let mut n = 0;
@@ -348,7 +284,7 @@ async fn churn_for_thirty_seconds_loses_nothing_and_never_delivers_twice() {
 
 #[tokio::test(start_paused = true)]
 async fn when_the_leader_dies_another_takes_over_and_new_shards_are_read() {
-    let mut w = World::new(2).await;
+    let mut w = World::new(2, config()).await;
     let log = Log::default();
     let a = w.start("a", &log).await;
     let b = w.start("b", &log).await;
@@ -390,7 +326,7 @@ async fn when_the_leader_dies_another_takes_over_and_new_shards_are_read() {
 
 #[tokio::test(start_paused = true)]
 async fn one_client_reads_children_only_after_their_parent() {
-    let mut w = World::new(1).await;
+    let mut w = World::new(1, config()).await;
     let log = Log::default();
     let a = w.start("solo", &log).await;
     w.put(200);

@@ -3,17 +3,13 @@
 
 mod harness;
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use harness::{Log, Running};
-use kinsumer::kinesis::memory::{MemoryKinesis, Operation};
-use kinsumer::store::memory::MemoryStore;
+use harness::{Log, World, STREAM};
+use kinsumer::kinesis::memory::Operation;
 use kinsumer::store::CoordinationStore;
-use kinsumer::{Config, Error, Kinsumer, ServiceErrorKind, ShardId};
+use kinsumer::{Config, Error, ServiceErrorKind, ShardId};
 
-const STREAM: &str = "events";
 const CONSUMER: &str = "billing";
 
 fn config() -> Config {
@@ -26,65 +22,9 @@ fn config() -> Config {
         .with_fan_out_consumer_name(CONSUMER)
 }
 
-struct World {
-    kinesis: MemoryKinesis,
-    store: MemoryStore,
-    next_value: usize,
-    expected: Vec<String>,
-}
-
-impl World {
-    async fn new(shards: usize) -> World {
-        let kinesis = MemoryKinesis::new();
-        kinesis.create_stream(STREAM, shards);
-        let store = MemoryStore::new("app");
-        store
-            .create_tables(kinsumer::Billing::OnDemand, Duration::from_millis(1))
-            .await
-            .expect("tables");
-        World {
-            kinesis,
-            store,
-            next_value: 0,
-            expected: Vec::new(),
-        }
-    }
-
-    /// Puts `n` records over 20 keys; payloads are `<key>:<n>`, increasing per key.
-    fn put(&mut self, n: usize) {
-        for _ in 0..n {
-            let i = self.next_value;
-            self.next_value += 1;
-            let key = format!("key-{}", i % 20);
-            let data = format!("{key}:{i}");
-            self.kinesis
-                .put(STREAM, &key, Bytes::from(data.clone()))
-                .expect("put");
-            self.expected.push(data);
-        }
-    }
-
-    async fn consumer(&self, name: &str, config: Config) -> Result<Kinsumer, Error> {
-        let mut k = Kinsumer::with_backends(
-            Arc::new(self.kinesis.clone()),
-            Arc::new(self.store.clone()),
-            STREAM,
-            name,
-            config,
-        )?;
-        k.run().await?;
-        Ok(k)
-    }
-
-    async fn start(&self, name: &str, log: &Log) -> Running {
-        let k = self.consumer(name, config()).await.expect("run");
-        Running::start(k, log.clone())
-    }
-}
-
 #[tokio::test(start_paused = true)]
 async fn a_named_consumer_is_registered_and_every_record_arrives_once_without_polling() {
-    let mut w = World::new(4).await;
+    let mut w = World::new(4, config()).await;
     w.put(1000);
     let log = Log::default();
     let a = w.start("a", &log).await;
@@ -111,7 +51,7 @@ async fn a_named_consumer_is_registered_and_every_record_arrives_once_without_po
 
 #[tokio::test(start_paused = true)]
 async fn a_restart_resumes_after_the_checkpoint_with_nothing_repeated() {
-    let mut w = World::new(2).await;
+    let mut w = World::new(2, config()).await;
     w.put(400);
     let first = Log::default();
     let a = w.start("a", &first).await;
@@ -134,7 +74,7 @@ async fn a_restart_resumes_after_the_checkpoint_with_nothing_repeated() {
 
 #[tokio::test(start_paused = true)]
 async fn ended_subscriptions_are_renewed_from_where_they_stopped() {
-    let mut w = World::new(3).await;
+    let mut w = World::new(3, config()).await;
     w.kinesis.set_subscription_lifetime(Duration::from_secs(2));
     let log = Log::default();
     let a = w.start("a", &log).await;
@@ -162,7 +102,7 @@ async fn ended_subscriptions_are_renewed_from_where_they_stopped() {
 
 #[tokio::test(start_paused = true)]
 async fn subscribe_failures_are_retried_with_backoff() {
-    let mut w = World::new(2).await;
+    let mut w = World::new(2, config()).await;
     w.put(200);
     w.kinesis.inject_failures(
         Operation::SubscribeToShard,
@@ -181,7 +121,7 @@ async fn subscribe_failures_are_retried_with_backoff() {
 
 #[tokio::test(start_paused = true)]
 async fn splits_and_merges_while_subscribed_deliver_children_after_parents() {
-    let mut w = World::new(1).await;
+    let mut w = World::new(1, config()).await;
     let log = Log::default();
     let a = w.start("solo", &log).await;
     w.put(200);
@@ -219,7 +159,7 @@ async fn splits_and_merges_while_subscribed_deliver_children_after_parents() {
 
 #[tokio::test(start_paused = true)]
 async fn two_clients_share_the_consumers_shards_and_survive_a_crash() {
-    let mut w = World::new(6).await;
+    let mut w = World::new(6, config()).await;
     let log = Log::default();
     let a = w.start("a", &log).await;
     let b = w.start("b", &log).await;
@@ -246,10 +186,10 @@ async fn two_clients_share_the_consumers_shards_and_survive_a_crash() {
 
 #[tokio::test(start_paused = true)]
 async fn an_unknown_consumer_arn_fails_run_with_the_fix() {
-    let w = World::new(1).await;
+    let w = World::new(1, config()).await;
     let arn = "arn:aws:kinesis:us-east-1:000000000000:stream/events/consumer/nobody:1";
     let err = w
-        .consumer("a", config().with_fan_out_consumer_arn(arn))
+        .try_consumer("a", config().with_fan_out_consumer_arn(arn))
         .await
         .err()
         .expect("run fails");

@@ -11,6 +11,10 @@ use kinsumer::{Kinsumer, Record};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+mod world;
+#[allow(unused_imports)] // not every test binary uses it
+pub use world::{World, STREAM};
+
 /// One delivered record as a test sees it.
 #[derive(Clone, Debug)]
 pub struct Seen {
