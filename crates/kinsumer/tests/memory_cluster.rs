@@ -329,19 +329,7 @@ async fn one_client_reads_children_only_after_their_parent() {
     let mut w = World::new(1, config()).await;
     let log = Log::default();
     let a = w.start("solo", &log).await;
-    w.put(200);
-    let (l, r) = w
-        .kinesis
-        .split_shard(STREAM, &ShardId::new("shardId-000000000000"))
-        .expect("split");
-    w.put(200);
-    let (_, upper_of_left) = w.kinesis.split_shard(STREAM, &l).expect("split again");
-    w.put(200);
-    // The upper quarter of the left half is adjacent to the right half.
-    w.kinesis
-        .merge_shards(STREAM, &upper_of_left, &r)
-        .expect("merge");
-    w.put(200);
+    w.reshard_while_putting();
     assert!(
         log.wait_distinct(800, Duration::from_secs(60)).await,
         "delivered {}",

@@ -8,7 +8,7 @@ use std::time::Duration;
 use harness::{Log, World, STREAM};
 use kinsumer::kinesis::memory::Operation;
 use kinsumer::store::CoordinationStore;
-use kinsumer::{Config, Error, ServiceErrorKind, ShardId};
+use kinsumer::{Config, Error, ServiceErrorKind};
 
 const CONSUMER: &str = "billing";
 
@@ -124,18 +124,7 @@ async fn splits_and_merges_while_subscribed_deliver_children_after_parents() {
     let mut w = World::new(1, config()).await;
     let log = Log::default();
     let a = w.start("solo", &log).await;
-    w.put(200);
-    let (l, r) = w
-        .kinesis
-        .split_shard(STREAM, &ShardId::new("shardId-000000000000"))
-        .expect("split");
-    w.put(200);
-    let (_, upper_of_left) = w.kinesis.split_shard(STREAM, &l).expect("split again");
-    w.put(200);
-    w.kinesis
-        .merge_shards(STREAM, &upper_of_left, &r)
-        .expect("merge");
-    w.put(200);
+    w.reshard_while_putting();
     assert!(
         log.wait_distinct(800, Duration::from_secs(60)).await,
         "delivered {}",

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use kinsumer::kinesis::memory::MemoryKinesis;
 use kinsumer::store::memory::MemoryStore;
 use kinsumer::store::CoordinationStore;
-use kinsumer::{Config, Error, Kinsumer, SequenceNumber};
+use kinsumer::{Config, Error, Kinsumer, SequenceNumber, ShardId};
 
 use super::{Log, Running};
 
@@ -61,6 +61,28 @@ impl World {
             self.expected.push(data);
             self.sequences.push(seq);
         }
+    }
+
+    /// Splits the first shard, splits its left child, merges that child's upper half with the
+    /// right child, putting 200 records before and after each step (800 in all): four shards
+    /// end closed.
+    pub fn reshard_while_putting(&mut self) {
+        self.put(200);
+        let (left, right) = self
+            .kinesis
+            .split_shard(STREAM, &ShardId::new("shardId-000000000000"))
+            .expect("split");
+        self.put(200);
+        let (_, upper_of_left) = self
+            .kinesis
+            .split_shard(STREAM, &left)
+            .expect("split again");
+        self.put(200);
+        // The upper quarter of the left half is adjacent to the right half.
+        self.kinesis
+            .merge_shards(STREAM, &upper_of_left, &right)
+            .expect("merge");
+        self.put(200);
     }
 
     /// A client, built and running, or why it could not be.
